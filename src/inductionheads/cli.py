@@ -1,0 +1,118 @@
+"""`python -m inductionheads STAGE ...`: what the Snakemake rules call, with explicit paths.
+
+Settings arrive as one JSON argument (`--settings`), exactly the config section the rule passes
+as `params`, so what a job computes is what Snakemake tracks for reruns.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from .config import digest
+
+
+def _logging(log_path: str | None) -> None:
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if log_path:
+        Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(log_path, mode="w"))
+    logging.basicConfig(
+        level=logging.INFO,
+        handlers=handlers,
+        force=True,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="inductionheads", description=__doc__)
+    sub = parser.add_subparsers(dest="stage", required=True)
+
+    def stage(name: str, help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help)
+        p.add_argument("--settings", type=json.loads, default={}, help="JSON settings of this stage")
+        p.add_argument("--log", help="log file (also echoed to stderr)")
+        p.add_argument("--threads", type=int, default=1)
+        return p
+
+    p = stage("corpus", "read the corpus, train BPE, write token ids")
+    p.add_argument("--tokens", required=True)
+    p.add_argument("--tokenizer", required=True)
+
+    p = stage("evalset", "fix the held-out contexts and repeated random sequences")
+    p.add_argument("--tokens", required=True)
+    p.add_argument("--out", required=True)
+
+    p = stage("train", "train one model, writing its snapshots")
+    p.add_argument("--tokens", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
+    p.add_argument("--no-progress", action="store_true")
+
+    for name, help in [
+        ("losses", "per-token losses and ICL score of every snapshot"),
+        ("heads", "head scores of every snapshot"),
+    ]:
+        p = stage(name, help)
+        p.add_argument("--snapshots", required=True)
+        p.add_argument("--evalset", required=True)
+        p.add_argument("--out", required=True)
+
+    p = stage("figures", "draw figures into a directory as <name>.png")
+    p.add_argument("names", nargs="+")
+    p.add_argument("--out-dir", required=True)
+    for kind in ("snapshots", "losses", "heads"):
+        p.add_argument(f"--{kind}", nargs="+", default=[], help=f"{kind} files, one per model")
+
+    args = parser.parse_args(argv)
+    _logging(args.log)
+    try:
+        _run(args)
+    except Exception:
+        # the rule's log file gets the traceback too, not only the terminal
+        logging.getLogger("inductionheads").exception("stage %s failed", args.stage)
+        return 1
+    return 0
+
+
+def _run(args: argparse.Namespace) -> None:
+    s = args.settings
+    # heavy imports per stage: the figure and corpus stages need no torch
+    if args.stage == "corpus":
+        from . import corpus
+
+        corpus.build(s, args.tokens, args.tokenizer, digest(s))
+    elif args.stage == "evalset":
+        from . import evalset
+
+        evalset.build(args.tokens, args.out, s["evaluation"], s["heads"], digest(s))
+    elif args.stage == "train":
+        import torch
+
+        from . import train
+
+        device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        train.train(
+            s, args.tokens, args.out, threads=args.threads, device=device, progress=not args.no_progress
+        )
+    elif args.stage == "losses":
+        from . import losses
+
+        losses.run(args.snapshots, args.evalset, args.out, s["batch_size"], threads=args.threads)
+    elif args.stage == "heads":
+        from . import heads
+
+        heads.run(args.snapshots, args.evalset, args.out, s["prev_token_contexts"], threads=args.threads)
+    elif args.stage == "figures":
+        from . import figures
+
+        inputs = {"snapshots": args.snapshots, "losses": args.losses, "heads": args.heads}
+        figures.draw(args.names, inputs, args.out_dir, s)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,143 @@
+"""Experiment config: validation with messages that name the key, derived per-model specs, hashes.
+
+Imported by the Snakefile at parse time, so it imports neither torch nor h5py.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import importlib.util
+import json
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+
+class ConfigError(ValueError):
+    """A config that must not start any job; the message names the key and the rule broken."""
+
+
+def _key(path) -> str:
+    return ".".join(str(p) for p in path) or "<top level>"
+
+
+def _schema_message(err: jsonschema.ValidationError) -> str:
+    where = _key(err.absolute_path)
+    if err.validator == "additionalProperties":
+        allowed = sorted(err.schema.get("properties", {}))
+        unknown = sorted(set(err.instance) - set(allowed))
+        keys = ", ".join(f"{where}.{k}" if err.absolute_path else k for k in unknown)
+        return f"unknown config key {keys} (allowed here: {', '.join(allowed)})"
+    if err.validator == "required":
+        return f"config section '{where}' lacks a required key: {err.message}"
+    return f"config key '{where}': {err.message}"
+
+
+def validate(config: dict[str, Any], schema_path: str | Path) -> dict[str, Any]:
+    """Check `config` against the schema and the rules a schema cannot state; return it unchanged.
+
+    Raises ConfigError naming the first offending key (schema errors are sorted by path so the
+    message is stable).
+    """
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path), _key(e.path)))
+    if errors:
+        raise ConfigError(_schema_message(errors[0]))
+    _check_consistency(config)
+    return config
+
+
+def model_spec(config: dict[str, Any], name: str) -> dict[str, Any]:
+    """The effective settings of one model: `model_defaults` overridden by `models.<name>`."""
+    if name not in config["models"]:
+        raise ConfigError(
+            f"no model '{name}' under config key 'models' (have: {', '.join(config['models'])})"
+        )
+    spec = {**config["model_defaults"], **(config["models"][name] or {})}
+    spec["name"] = name
+    return spec
+
+
+def _check_consistency(config: dict[str, Any]) -> None:
+    ev = config["evaluation"]
+    if not ev["icl_early"] < ev["icl_late"] < ev["context_length"]:
+        raise ConfigError(
+            "config keys 'evaluation.icl_early' < 'evaluation.icl_late' < 'evaluation.context_length' "
+            f"must hold (got {ev['icl_early']}, {ev['icl_late']}, {ev['context_length']})"
+        )
+    heads = config["heads"]
+    seq_len = 1 + heads["repeat_length"] * heads["n_repeats"]
+    for name in config["models"]:
+        spec = model_spec(config, name)
+        where = f"models.{name}"
+        if name == "all_models":
+            raise ConfigError("config key 'models.all_models': the name is reserved for all-model figures")
+        if spec["d_model"] % spec["n_heads"]:
+            raise ConfigError(
+                f"config key '{where}.d_model' ({spec['d_model']}) must be divisible by "
+                f"'{where}.n_heads' ({spec['n_heads']})"
+            )
+        if spec["n_snapshots"] > spec["steps"]:
+            raise ConfigError(
+                f"config key '{where}.n_snapshots' ({spec['n_snapshots']}) exceeds "
+                f"'{where}.steps' ({spec['steps']}): at most one snapshot per step"
+            )
+        if ev["context_length"] > spec["context_length"]:
+            raise ConfigError(
+                f"config key 'evaluation.context_length' ({ev['context_length']}) exceeds "
+                f"'{where}.context_length' ({spec['context_length']}), the longest context it is trained on"
+            )
+        if seq_len > spec["context_length"]:
+            raise ConfigError(
+                f"repeated random sequences of 1 + 'heads.repeat_length' x 'heads.n_repeats' = {seq_len} "
+                f"tokens do not fit '{where}.context_length' ({spec['context_length']})"
+            )
+    if seq_len - 1 > config["corpus"]["vocab_size"]:
+        raise ConfigError("config key 'heads.repeat_length' x 'heads.n_repeats' exceeds 'corpus.vocab_size'")
+    corpus = config["corpus"]
+    if corpus["source"] == "files":
+        if not corpus.get("paths"):
+            raise ConfigError(
+                "config key 'corpus.paths' must list files or globs when corpus.source is 'files'"
+            )
+        for pattern in corpus["paths"]:
+            if not glob.glob(pattern, recursive=True):
+                raise ConfigError(f"config key 'corpus.paths': no file matches '{pattern}'")
+    if corpus["source"] == "huggingface" and not corpus.get("hf_dataset"):
+        raise ConfigError("config key 'corpus.hf_dataset' is required when corpus.source is 'huggingface'")
+
+
+def load(config_path: str | Path, schema_path: str | Path) -> dict[str, Any]:
+    """Read a YAML config file and validate it."""
+    path = Path(config_path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    config = yaml.safe_load(path.read_text())
+    if not isinstance(config, dict):
+        raise ConfigError(f"config file {path} does not hold a mapping")
+    return validate(config, schema_path)
+
+
+def digest(obj: Any) -> str:
+    """A short, stable hash of JSON-able settings: what HDF5 attributes record as `config_hash`."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def code_digest(*modules: str) -> str:
+    """Content hash of package modules, so that a rule reruns when the code it calls changes.
+
+    Snakemake's own code trigger sees a rule's shell text, never the modules it imports. Located
+    without importing (importlib's find_spec), so no torch is loaded at parse time.
+    """
+    spec = importlib.util.find_spec("inductionheads")
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError("package inductionheads is not installed: run `pip install -e .`")
+    root = Path(next(iter(spec.submodule_search_locations)))
+    sha = hashlib.sha256()
+    for module in modules:
+        sha.update((root / f"{module}.py").read_bytes())
+    return sha.hexdigest()[:16]

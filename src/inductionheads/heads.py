@@ -1,0 +1,158 @@
+"""Head scores at every snapshot (methods.md §5): prefix matching and copying on repeated random
+tokens, previous-token attention on held-out text. All arrays are [snapshot, layer, head]."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import h5io
+from .model import Transformer
+from .snapshots import SnapshotReader
+
+STAGE = "heads"
+log = logging.getLogger(__name__)
+
+
+def prefix_matching_targets(repeat_length: int, n_repeats: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """For the layout BOS + r * n_repeats: a [query, key] 0/1 matrix marking, for each query at offset
+    j of repeat k >= 2, the token after offset j in every earlier repeat; and the mask of those queries."""
+    n = 1 + repeat_length * n_repeats
+    targets = torch.zeros(n, n)
+    queries = torch.zeros(n, dtype=torch.bool)
+    for k in range(1, n_repeats):
+        for j in range(repeat_length):
+            q = 1 + k * repeat_length + j
+            queries[q] = True
+            for earlier in range(k):
+                targets[q, 1 + earlier * repeat_length + j + 1] = 1.0
+    return targets, queries
+
+
+def prefix_matching(pattern: torch.Tensor, repeat_length: int, n_repeats: int) -> torch.Tensor:
+    """Attention to the token after each earlier occurrence of the query's token, summed over
+    occurrences, averaged over queries in repeats 2..n and over sequences. pattern: [B, H, Q, K] -> [H]."""
+    targets, queries = prefix_matching_targets(repeat_length, n_repeats)
+    per_query = (pattern * targets).sum(-1)  # [B, H, Q]
+    return per_query[..., queries].mean(dim=(0, 2))
+
+
+def previous_token(pattern: torch.Tensor) -> torch.Tensor:
+    """Mean attention from position i to i-1 over i >= 1. pattern: [B, H, Q, K] -> [H]."""
+    return pattern.diagonal(offset=-1, dim1=-2, dim2=-1).mean(dim=(0, 2))
+
+
+def direct_logit_matrix(model: Transformer) -> torch.Tensor:
+    """W_U with the final LayerNorm's centering and weight folded in, and centred over the vocabulary:
+    a head output c maps to c @ this (up to the LayerNorm scale, which cancels in the copying ratio)."""
+    d = model.W_U.shape[0]
+    center = torch.eye(d, dtype=model.W_U.dtype) - 1.0 / d
+    folded = center @ (model.ln_final.weight[:, None] * model.W_U)
+    return folded - folded.mean(1, keepdim=True)
+
+
+def copying(
+    pattern: torch.Tensor,
+    attn_in: torch.Tensor,
+    tokens: torch.Tensor,
+    W_V: torch.Tensor,
+    b_V: torch.Tensor,
+    W_O: torch.Tensor,
+    W_logit: torch.Tensor,
+    include_bos: bool,
+) -> torch.Tensor:
+    """Copying score of every head of one layer, averaged over `pattern`'s queries (methods.md §5).
+
+    pattern [B, H, Q, S] (the scored queries only), attn_in [B, S, D] (the heads' LayerNormed input),
+    tokens [B, S]. o_s = relu(centred logit effect of the head's output at source s);
+    R_q(t) = sum_s A_qs o_s[t]; ratio = sum_s A_qs R_q(x_s) / sum_t R_q(t) over the sequence's distinct
+    tokens; score = (ratio - 1/n_distinct) / (1 - 1/n_distinct): 0 for a head raising every sequence
+    token alike, 1 for one raising only the attended token. Without BOS, the BOS source is dropped and
+    attention renormalised over the rest. Returns [H].
+    """
+    if not include_bos:
+        pattern = pattern[..., 1:] / pattern[..., 1:].sum(-1, keepdim=True).clamp_min(1e-12)
+        attn_in, tokens = attn_in[:, 1:], tokens[:, 1:]
+    scores = []
+    for b in range(tokens.shape[0]):
+        distinct, source_col = torch.unique(tokens[b], return_inverse=True)  # source s -> column of x_s
+        n = len(distinct)
+        value = torch.einsum("sd,hde->hse", attn_in[b], W_V) + b_V[:, None]
+        out = value @ W_O  # the head's output at each source position, [H, S, D]
+        o = (out @ W_logit[:, distinct]).relu()  # [H, S, n_distinct]
+        A = pattern[b]  # [H, Q, S]
+        R = A @ o  # [H, Q, n_distinct]
+        attended = (A * R[:, :, source_col]).sum(-1)  # sum_s A_qs R_q(x_s)
+        total = R.sum(-1)
+        ratio = torch.where(total > 1e-12, attended / total.clamp_min(1e-12), torch.full_like(total, 1.0 / n))
+        scores.append((ratio.mean(-1) - 1.0 / n) / (1.0 - 1.0 / n))
+    return torch.stack(scores).mean(0)
+
+
+@torch.no_grad()
+def score_snapshot(
+    model: Transformer,
+    repeated: torch.Tensor,
+    prev_contexts: torch.Tensor,
+    repeat_length: int,
+    n_repeats: int,
+) -> dict[str, np.ndarray]:
+    """All head scores of one model: each [layer, head]."""
+    cache: list[dict] = []
+    model(repeated, cache=cache)
+    prev_cache: list[dict] = []
+    model(prev_contexts, cache=prev_cache)
+    W_logit = direct_logit_matrix(model)
+    _, queries = prefix_matching_targets(repeat_length, n_repeats)
+    out: dict[str, list] = {
+        "prefix_matching": [],
+        "copying": [],
+        "copying_with_bos": [],
+        "previous_token": [],
+    }
+    for block, layer, prev in zip(model.blocks, cache, prev_cache, strict=True):
+        attn = block.attn
+        pattern = layer["pattern"]
+        out["prefix_matching"].append(prefix_matching(pattern, repeat_length, n_repeats))
+        args = (pattern[:, :, queries], layer["attn_in"], repeated, attn.W_V, attn.b_V, attn.W_O, W_logit)
+        out["copying"].append(copying(*args, include_bos=False))
+        out["copying_with_bos"].append(copying(*args, include_bos=True))
+        out["previous_token"].append(previous_token(prev["pattern"]))
+    return {k: torch.stack(v).numpy() for k, v in out.items()}
+
+
+def run(
+    snapshots_path: str | Path,
+    evalset_path: str | Path,
+    out_path: str | Path,
+    prev_token_contexts: int,
+    threads: int = 1,
+) -> None:
+    torch.set_num_threads(threads)
+    with h5io.open_input(evalset_path, "evalset") as f:
+        h5io.require(f, "repeated", "contexts")
+        repeated = torch.from_numpy(f["repeated"][:])
+        prev_contexts = torch.from_numpy(f["contexts"][:prev_token_contexts])
+        R, n_rep = int(f.attrs["repeat_length"]), int(f.attrs["n_repeats"])
+        eval_hash = str(f.attrs["config_hash"])
+    with SnapshotReader(snapshots_path) as snaps:
+        results: dict[str, list] = {}
+        for step, model in snaps:
+            scores = score_snapshot(model, repeated, prev_contexts, R, n_rep)
+            for key, value in scores.items():
+                results.setdefault(key, []).append(value)
+            log.info(
+                "step %d: max prefix matching per layer %s",
+                step,
+                np.round(scores["prefix_matching"].max(1), 3).tolist(),
+            )
+        with h5io.atomic_writer(
+            out_path, STAGE, snaps.config_hash, evalset_hash=eval_hash, model=snaps.spec["name"]
+        ) as f:
+            h5io.write(f, "steps", snaps.steps, ("snapshot",), units="optimizer steps")
+            h5io.write(f, "tokens_seen", snaps.tokens_seen, ("snapshot",), units="tokens")
+            for key, value in results.items():
+                h5io.write(f, key, np.stack(value), ("snapshot", "layer", "head"), units="score")

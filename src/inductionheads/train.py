@@ -1,0 +1,158 @@
+"""The training loop: AdamW, linear warmup then constant or cosine LR, snapshots at linear intervals.
+
+One seed fixes the initialisation and the data order. Batches are random windows of the training
+token stream (documents separated by BOS).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from . import h5io
+from .config import digest
+from .model import Transformer, per_token_losses
+from .snapshots import STAGE, snapshot_steps
+
+log = logging.getLogger(__name__)
+
+
+PARAM_AXES = {
+    "W_Q": ("head", "d_model", "d_head"),
+    "W_K": ("head", "d_model", "d_head"),
+    "W_V": ("head", "d_model", "d_head"),
+    "W_O": ("head", "d_head", "d_model"),
+    "b_Q": ("head", "d_head"),
+    "b_K": ("head", "d_head"),
+    "b_V": ("head", "d_head"),
+    "b_O": ("d_model",),
+    "W_E": ("vocab", "d_model"),
+    "W_U": ("d_model", "vocab"),
+    "b_U": ("vocab",),
+    "weight": ("d_model",),
+    "bias": ("d_model",),
+}
+
+
+def param_axes(name: str) -> tuple[str, ...]:
+    return PARAM_AXES[name.rsplit(".", 1)[-1]]
+
+
+def lr_at(step: int, spec: dict[str, Any]) -> float:
+    """Learning rate for optimizer step `step` (0-based)."""
+    lr, warmup, total = spec["lr"], spec["warmup_steps"], spec["steps"]
+    if step < warmup:
+        return lr * (step + 1) / warmup
+    if spec["lr_schedule"] == "cosine":
+        progress = (step - warmup) / max(1, total - warmup)
+        return lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+    return lr
+
+
+def batch_starts(n_tokens: int, context: int, batch: int, steps: int, seed: int) -> np.ndarray:
+    """Start offsets of every training window, [steps, batch], fixed by the seed."""
+    if n_tokens <= context:
+        raise ValueError(f"training split has {n_tokens} tokens, fewer than one context of {context}")
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, n_tokens - context + 1, size=(steps, batch))
+
+
+def train(
+    spec: dict[str, Any],
+    tokens_path: str | Path,
+    out_path: str | Path,
+    threads: int = 1,
+    device: str = "cpu",
+    progress: bool = True,
+) -> None:
+    """Train one model and write its snapshot file (weights at every snapshot step, loss curve)."""
+    torch.set_num_threads(threads)
+    with h5io.open_input(tokens_path, "corpus") as f:
+        h5io.require(f, "train")
+        stream = torch.from_numpy(f["train"][:].astype(np.int64))
+        vocab = int(f.attrs["vocab_size"])
+    torch.manual_seed(spec["seed"])
+    model = Transformer(spec, vocab).to(device)
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": spec["weight_decay"]}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=spec["lr"],
+    )
+    T, B, n_steps = spec["context_length"], spec["batch_size"], spec["steps"]
+    starts = torch.from_numpy(batch_starts(len(stream), T, B, n_steps, spec["seed"]))
+    offsets = torch.arange(T)
+    snap_steps = snapshot_steps(n_steps, spec["n_snapshots"])
+    state = model.state_dict()
+    losses = np.zeros(n_steps, dtype=np.float32)
+
+    with h5io.atomic_writer(
+        out_path, STAGE, digest(spec), spec=spec, vocab_size=vocab, tokens_per_step=B * T, device=str(device)
+    ) as f:
+        h5io.write(f, "steps", snap_steps, ("snapshot",), units="optimizer steps")
+        h5io.write(f, "tokens_seen", snap_steps * B * T, ("snapshot",), units="tokens")
+        params = f.create_group("params")
+        for name, tensor in state.items():
+            ds = params.create_dataset(name, shape=(len(snap_steps), *tensor.shape), dtype="float32")
+            ds.attrs["axes"] = json.dumps(["snapshot", *param_axes(name)])
+
+        def save(index: int) -> None:
+            for name, tensor in model.state_dict().items():
+                params[name][index] = tensor.detach().float().cpu().numpy()
+
+        save(0)
+        next_snap = 1
+        t0 = time.perf_counter()
+        bar = tqdm(
+            total=n_steps,
+            desc=f"train {spec['name']}",
+            file=sys.stderr,
+            disable=not progress,
+            mininterval=2.0,
+            unit="step",
+        )
+        model.train()
+        for step in range(n_steps):
+            for group in opt.param_groups:
+                group["lr"] = lr_at(step, spec)
+            batch = stream[starts[step, :, None] + offsets].to(device)
+            loss = per_token_losses(model(batch), batch).mean()
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"model {spec['name']}: loss is {loss.item()} at step {step}")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if spec["grad_clip"] > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), spec["grad_clip"])
+            opt.step()
+            losses[step] = loss.item()
+            if next_snap < len(snap_steps) and step + 1 == snap_steps[next_snap]:
+                save(next_snap)
+                next_snap += 1
+                log.info(
+                    "step %d/%d loss %.4f (%.1f steps/s)",
+                    step + 1,
+                    n_steps,
+                    losses[step],
+                    (step + 1) / (time.perf_counter() - t0),
+                )
+            bar.update(1)
+            bar.set_postfix(loss=f"{losses[step]:.3f}", refresh=False)
+        bar.close()
+        h5io.write(f, "train_loss", losses, ("step",), units="nats/token")
+        f.attrs["train_seconds"] = time.perf_counter() - t0
+    log.info(
+        "trained %s: %d steps in %.0f s, final loss %.4f",
+        spec["name"],
+        n_steps,
+        time.perf_counter() - t0,
+        losses[-5:].mean(),
+    )

@@ -1,0 +1,179 @@
+"""Head scores against hand-set patterns, hand-made circuits and naive loops."""
+
+import numpy as np
+import pytest
+import torch
+
+from inductionheads import heads
+from inductionheads.model import Transformer
+
+R, N_REP = 5, 4
+SEQ = 1 + R * N_REP
+
+
+def position(repeat: int, offset: int) -> int:
+    return 1 + repeat * R + offset
+
+
+def induction_pattern() -> torch.Tensor:
+    """Each query in repeats >= 2 attends only to the token after its first earlier occurrence;
+    everything else attends to BOS."""
+    A = torch.zeros(SEQ, SEQ)
+    A[:, 0] = 1.0
+    for k in range(1, N_REP):
+        for j in range(R):
+            q = position(k, j)
+            A[q, 0] = 0.0
+            A[q, position(0, j) + 1] = 1.0
+    return A
+
+
+def naive_prefix_matching(A: np.ndarray) -> float:
+    """Loop over queries, spelled out from methods.md §5."""
+    per_query = []
+    for k in range(1, N_REP):
+        for j in range(R):
+            q = position(k, j)
+            per_query.append(sum(A[q, position(e, j) + 1] for e in range(k)))
+    return float(np.mean(per_query))
+
+
+def test_perfect_induction_pattern_scores_one():
+    A = induction_pattern()[None, None]
+    assert heads.prefix_matching(A, R, N_REP).item() == pytest.approx(1.0)
+
+
+def test_previous_token_pattern_scores_zero_on_prefix_matching_and_one_on_previous_token():
+    A = torch.zeros(SEQ, SEQ)
+    A[0, 0] = 1.0
+    for q in range(1, SEQ):
+        A[q, q - 1] = 1.0
+    A = A[None, None]
+    assert heads.prefix_matching(A, R, N_REP).item() == pytest.approx(0.0)
+    assert heads.previous_token(A).item() == pytest.approx(1.0)
+
+
+def test_uniform_causal_pattern_matches_naive_loop():
+    A = torch.tril(torch.ones(SEQ, SEQ))
+    A = A / A.sum(-1, keepdim=True)
+    expected = naive_prefix_matching(A.numpy())
+    # a query at repeat k has k targets among q+1 keys: the score is the mean of k/(q+1)
+    assert 0 < expected < 0.2
+    assert heads.prefix_matching(A[None, None], R, N_REP).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_random_patterns_match_naive_loop_per_head_and_batch():
+    g = torch.Generator().manual_seed(0)
+    A = torch.rand(3, 2, SEQ, SEQ, generator=g).tril()
+    A = A / A.sum(-1, keepdim=True)
+    got = heads.prefix_matching(A, R, N_REP)
+    for h in range(2):
+        expected = np.mean([naive_prefix_matching(A[b, h].numpy()) for b in range(3)])
+        assert got[h].item() == pytest.approx(expected, rel=1e-5)
+
+
+def naive_copying(A, x, tokens, W_V, b_V, W_O, W_U_eff, include_bos):
+    """One head, one sequence, loops over queries and tokens (methods.md §5)."""
+    A, x, tokens = A.double(), x.double(), list(tokens.tolist())
+    if not include_bos:
+        A = A[:, 1:] / A[:, 1:].sum(-1, keepdim=True)
+        x, tokens = x[1:], tokens[1:]
+    distinct = sorted(set(tokens))
+    n = len(distinct)
+    o = {}
+    for s in range(len(tokens)):
+        logit = ((x[s] @ W_V.double() + b_V.double()) @ W_O.double()) @ W_U_eff.double()
+        o[s] = torch.relu(logit)
+    ratios = []
+    for q in range(A.shape[0]):
+        R_q = {t: sum(A[q, s] * o[s][t] for s in range(len(tokens))) for t in distinct}
+        attended = sum(A[q, s] * R_q[tokens[s]] for s in range(len(tokens)))
+        ratios.append(attended / sum(R_q.values()))
+    return (float(np.mean(ratios)) - 1 / n) / (1 - 1 / n)
+
+
+def copy_model(vocab=12, d=16, copy=True, seed=0):
+    """A 1-layer, 1-head model: embeddings orthonormal, W_U = W_E^T; `copy` makes OV the identity on
+    them (the head raises the logit of the token it attends to), else random."""
+    spec = dict(family="attention-only", n_layers=1, d_model=d, n_heads=1, context_length=64, name="hand")
+    torch.manual_seed(seed)
+    m = Transformer(spec, vocab)
+    with torch.no_grad():
+        E = torch.linalg.qr(torch.randn(d, d))[0][:vocab]  # orthonormal rows
+        E = E - E.mean(1, keepdim=True)  # LayerNorm keeps directions with zero mean over d_model
+        m.W_E.copy_(E * 4)
+        m.W_U.copy_(E.T)
+        attn = m.blocks[0].attn
+        if copy:
+            attn.W_V.copy_(torch.eye(d)[None])
+            attn.W_O.copy_(torch.eye(d)[None])
+        attn.b_V.zero_()
+    return m
+
+
+def repeated_tokens(vocab=12, seed=0):
+    rng = np.random.default_rng(seed)
+    r = rng.choice(np.arange(1, vocab), size=R, replace=False)
+    return torch.tensor(np.concatenate([[0], np.tile(r, N_REP)]))[None]
+
+
+@pytest.mark.parametrize("include_bos", [False, True])
+@torch.no_grad()
+def test_copying_equals_naive_loop(include_bos):
+    m = copy_model(copy=False, seed=3)
+    tokens = repeated_tokens()
+    cache = []
+    m(tokens, cache=cache)
+    _, queries = heads.prefix_matching_targets(R, N_REP)
+    A = cache[0]["pattern"][:, :, queries]
+    attn = m.blocks[0].attn
+    W_eff = heads.direct_logit_matrix(m)
+    got = heads.copying(A, cache[0]["attn_in"], tokens, attn.W_V, attn.b_V, attn.W_O, W_eff, include_bos)
+    expected = naive_copying(
+        A[0, 0], cache[0]["attn_in"][0], tokens[0], attn.W_V[0], attn.b_V[0], attn.W_O[0], W_eff, include_bos
+    )
+    assert got[0].item() == pytest.approx(expected, abs=1e-5)
+
+
+def test_direct_logit_matrix_is_the_final_layernorm_direct_path():
+    """With the LayerNorm scale frozen, adding c to the residual changes the logits by
+    c @ W_eff / sigma, up to a constant over the vocabulary."""
+    m = copy_model(copy=False, seed=1).double()
+    with torch.no_grad():
+        m.ln_final.weight.copy_(torch.rand(16) + 0.5)
+        m.ln_final.bias.copy_(torch.rand(16))
+        resid, c = torch.randn(16, dtype=torch.float64), torch.randn(16, dtype=torch.float64)
+        sigma = resid.var(unbiased=False).add(m.ln_final.eps).sqrt()
+
+        def frozen_ln_logits(r):
+            return ((r - r.mean()) / sigma * m.ln_final.weight + m.ln_final.bias) @ m.W_U
+
+        assert torch.allclose(frozen_ln_logits(resid), m.ln_final(resid) @ m.W_U)
+        delta = frozen_ln_logits(resid + c) - frozen_ln_logits(resid)
+        delta = delta - delta.mean()
+        predicted = c @ heads.direct_logit_matrix(m) / sigma
+    assert torch.allclose(delta, predicted, atol=1e-10)
+
+
+@torch.no_grad()
+def test_copying_head_scores_high_and_random_head_near_zero():
+    tokens = repeated_tokens()
+    _, queries = heads.prefix_matching_targets(R, N_REP)
+    A = induction_pattern()[queries][None, None]
+    scores = {}
+    for copy in (True, False):
+        values = []
+        for seed in range(8):
+            m = copy_model(copy=copy, seed=seed)
+            cache = []
+            m(tokens, cache=cache)
+            attn = m.blocks[0].attn
+            W_eff = heads.direct_logit_matrix(m)
+            values.append(
+                heads.copying(
+                    A, cache[0]["attn_in"], tokens, attn.W_V, attn.b_V, attn.W_O, W_eff, include_bos=False
+                ).item()
+            )
+        scores[copy] = np.mean(values)
+    assert scores[True] > 0.8
+    assert abs(scores[False]) < 0.2

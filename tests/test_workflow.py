@@ -1,0 +1,106 @@
+"""The workflow end to end through Snakemake's CLI: outputs, metadata, and only stale outputs rebuild."""
+
+import h5py
+import numpy as np
+import pytest
+from conftest import planned_jobs, smoke_config, snakemake, write_config
+
+MODELS = ["attn1", "attn2"]
+FIGURE_RULES = {"figures_all_models", "figures_model"}
+
+
+def test_smoke_run_writes_every_output_with_metadata(smoke_results):
+    config = smoke_config()
+    with h5py.File(smoke_results / "corpus" / "tokens.h5", "r") as f:
+        assert f.attrs["stage"] == "corpus" and f.attrs["vocab_size"] <= config["corpus"]["vocab_size"]
+    for model in MODELS:
+        d = smoke_results / "models" / model
+        with h5py.File(d / "snapshots.h5", "r") as f:
+            steps = f["steps"][:]
+            assert steps[0] == 0 and steps[-1] == config["model_defaults"]["steps"]
+            assert len(steps) == config["model_defaults"]["n_snapshots"] + 1
+            assert f["params/blocks.0.attn.W_Q"].shape[:2] == (
+                len(steps),
+                config["model_defaults"]["n_heads"],
+            )
+            assert f["train_loss"].attrs["units"] == "nats/token"
+            assert np.isfinite(f["train_loss"][:]).all()
+            assert len(f.attrs["config_hash"]) == 16
+        with h5py.File(d / "heads.h5", "r") as f:
+            n_layers = config["models"][model]["n_layers"]
+            for key in ("prefix_matching", "copying", "copying_with_bos", "previous_token"):
+                assert f[key].shape == (len(steps), n_layers, config["model_defaults"]["n_heads"])
+                assert f[key].attrs["axes"] == '["snapshot", "layer", "head"]'
+            assert ((f["prefix_matching"][:] >= 0) & (f["prefix_matching"][:] <= 1 + 1e-6)).all()
+        with h5py.File(d / "losses.h5", "r") as f:
+            assert f["per_token_loss"].shape == (len(steps), 16, 63)
+            assert f["icl_score"].shape == (len(steps),)
+        for name in ("loss_heatmap", "dloss_heatmap", "prefix_matching"):
+            assert (smoke_results / "figures" / model / f"{name}.png").stat().st_size > 5000
+    assert not list(smoke_results.rglob("*.tmp"))
+
+
+def test_second_run_does_nothing(smoke_run):
+    out = snakemake(smoke_run, "--configfile", "configs/smoke.yaml", "--dry-run").stdout
+    assert planned_jobs(out) == []
+    assert "Nothing to be done" in out
+
+
+def test_figure_setting_reruns_only_figures(smoke_copy):
+    config = smoke_config()
+    config["figures"]["dpi"] = 72
+    write_config(smoke_copy / "changed.yaml", config)
+    out = snakemake(smoke_copy, "--configfile", "changed.yaml", "--dry-run").stdout
+    jobs = planned_jobs(out)
+    assert {rule for rule, _ in jobs} == FIGURE_RULES
+    assert len(jobs) == 1 + len(MODELS)
+
+
+def test_one_model_change_reruns_only_its_chain_and_figures(smoke_copy):
+    config = smoke_config()
+    config["models"]["attn2"]["lr"] = 0.002
+    write_config(smoke_copy / "changed.yaml", config)
+    before = (smoke_copy / "results/smoke/models/attn1/snapshots.h5").stat().st_mtime_ns
+    snakemake(smoke_copy, "--configfile", "changed.yaml")
+    log = sorted((smoke_copy / ".snakemake" / "log").glob("*.snakemake.log"))[-1].read_text()
+    ran = planned_jobs(log)
+    assert ran == sorted(
+        [
+            ("train", "attn2"),
+            ("losses", "attn2"),
+            ("heads", "attn2"),
+            ("figures_model", "attn2"),
+            ("figures_all_models", ""),
+        ]
+    )
+    assert (smoke_copy / "results/smoke/models/attn1/snapshots.h5").stat().st_mtime_ns == before
+    with h5py.File(smoke_copy / "results/smoke/models/attn2/snapshots.h5", "r") as f:
+        assert '"lr": 0.002' in f.attrs["spec"]
+    assert planned_jobs(snakemake(smoke_copy, "--configfile", "changed.yaml", "--dry-run").stdout) == []
+
+
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda c: c["models"]["attn1"].update(n_layer=1), "models.attn1.n_layer"),
+        (
+            lambda c: c["corpus"].update(source="files", paths=["missing_corpus/*.txt"]),
+            "missing_corpus/*.txt",
+        ),
+    ],
+)
+def test_bad_config_fails_before_any_job_and_deletes_nothing(smoke_copy, mutate, message):
+    config = smoke_config()
+    mutate(config)
+    write_config(smoke_copy / "bad.yaml", config)
+    files = {p: p.stat().st_mtime_ns for p in (smoke_copy / "results").rglob("*") if p.is_file()}
+    proc = snakemake(smoke_copy, "--configfile", "bad.yaml", check=False)
+    assert proc.returncode != 0
+    assert message in proc.stderr + proc.stdout
+    assert "rule train" not in proc.stdout
+    assert {p: p.stat().st_mtime_ns for p in (smoke_copy / "results").rglob("*") if p.is_file()} == files
+
+
+def test_lint_is_clean(smoke_run):
+    proc = snakemake(smoke_run, "--configfile", "configs/smoke.yaml", "--lint", check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr

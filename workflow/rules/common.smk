@@ -1,0 +1,102 @@
+import json
+from pathlib import Path
+
+from snakemake.utils import min_version
+
+from inductionheads.config import ConfigError, code_digest, digest, model_spec, validate
+
+min_version("9.0")
+
+
+# Fail before any job, naming the key: unknown keys, wrong types, impossible combinations.
+try:
+    validate(
+        config, Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
+    )
+except ConfigError as err:
+    raise WorkflowError(f"invalid config: {err}") from None
+
+EXP = config["experiment"]
+RESULTS = f"results/{EXP}"
+MODELS = list(config["models"])
+
+# Jobs import the package from this checkout when it has one, also inside conda environments,
+# which install only its dependencies (the prefix replaces Snakemake's default "set -euo pipefail").
+_SRC = Path(workflow.basedir) / "src"
+if (_SRC / "inductionheads").is_dir():
+    shell.prefix(
+        f"set -euo pipefail; export PYTHONPATH={_SRC}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; "
+    )
+
+
+wildcard_constraints:
+    model="|".join(MODELS),
+
+
+def settings(obj):
+    """A rule's settings as sorted JSON: Snakemake compares params to decide reruns, and the job
+    receives exactly this string."""
+    return json.dumps(obj, sort_keys=True)
+
+
+def train_settings(wildcards):
+    spec = model_spec(config, wildcards.model)
+    spec.pop("threads")  # a resource, not science: changing it reruns nothing
+    return settings(spec)
+
+
+def model_threads(wildcards):
+    return model_spec(config, wildcards.model)["threads"]
+
+
+EVALSET_SETTINGS = settings(
+    {
+        "evaluation": {
+            k: config["evaluation"][k]
+            for k in ("n_contexts", "context_length", "icl_early", "icl_late", "seed")
+        },
+        "heads": {
+            k: config["heads"][k]
+            for k in (
+                "n_sequences",
+                "repeat_length",
+                "n_repeats",
+                "exclude_frequency_fraction",
+                "seed",
+            )
+        },
+    }
+)
+
+# Content hashes of the modules each stage runs: Snakemake's code trigger never sees them.
+CODE = {
+    "corpus": code_digest("corpus", "h5io", "config", "cli"),
+    "evalset": code_digest("evalset", "h5io", "config", "cli"),
+    "train": code_digest("train", "model", "snapshots", "h5io", "config", "cli"),
+    "losses": code_digest("losses", "model", "snapshots", "h5io", "cli"),
+    "heads": code_digest("heads", "model", "snapshots", "h5io", "cli"),
+    "figures": code_digest("figures", "losses", "h5io", "cli"),
+}
+
+PER_MODEL_FIGURES = ["loss_heatmap", "dloss_heatmap", "prefix_matching"]
+ALL_MODEL_FIGURES = ["training_loss", "icl_score"]
+
+
+def model_files(kind):
+    return expand(f"{RESULTS}/models/{{model}}/{kind}.h5", model=MODELS)
+
+
+def figure_output(name, subcategory):
+    return report(
+        f"{RESULTS}/figures/{subcategory}/{name}.png",
+        caption=f"../report/{name}.rst",
+        category="Figures",
+        subcategory=subcategory,
+    )
+
+
+def all_outputs():
+    out = [f"{RESULTS}/figures/all_models/{name}.png" for name in ALL_MODEL_FIGURES]
+    for model in MODELS:
+        out += [f"{RESULTS}/figures/{model}/{name}.png" for name in PER_MODEL_FIGURES]
+    return out

@@ -1,0 +1,37 @@
+rule corpus:
+    output:
+        tokens=f"{RESULTS}/corpus/tokens.h5",
+        tokenizer=f"{RESULTS}/corpus/tokenizer.json",
+    log:
+        f"{RESULTS}/logs/corpus.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/corpus.tsv"
+    conda:
+        "../../envs/inductionheads.yaml"
+    threads: 2
+    params:
+        settings=settings(config["corpus"]),
+        code=CODE["corpus"],
+    shell:
+        "python -m inductionheads corpus --settings {params.settings:q} --threads {threads}"
+        " --tokens {output.tokens} --tokenizer {output.tokenizer} --log {log}"
+
+
+rule evalset:
+    input:
+        tokens=rules.corpus.output.tokens,
+    output:
+        f"{RESULTS}/evalset.h5",
+    log:
+        f"{RESULTS}/logs/evalset.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/evalset.tsv"
+    conda:
+        "../../envs/inductionheads.yaml"
+    threads: 1
+    params:
+        settings=EVALSET_SETTINGS,
+        code=CODE["evalset"],
+    shell:
+        "python -m inductionheads evalset --settings {params.settings:q}"
+        " --tokens {input.tokens} --out {output} --log {log}"
