@@ -37,6 +37,16 @@ def test_icl_score_and_se_by_hand():
     assert se == pytest.approx(diff.std(ddof=1) / 2)
 
 
+def test_icl_score_window_averages_tokens_around_each_index():
+    rng = np.random.default_rng(0)
+    losses = rng.random((5, 30))
+    score, _ = icl_score(losses, early=5, late=20, window=2)
+    expected = np.mean([losses[n, 17:22].mean() - losses[n, 2:7].mean() for n in range(5)])
+    assert score == pytest.approx(expected)
+    with pytest.raises(ValueError, match="outside"):
+        icl_score(losses, early=2, late=20, window=2)
+
+
 def test_dloss_dlog_index_recovers_a_known_slope():
     i = np.arange(1, 512)
     loss = 5.0 - 0.3 * np.log(i)
@@ -53,7 +63,7 @@ def test_stored_losses_equal_a_fresh_forward_pass(smoke_results, model_name):
     with h5py.File(smoke_results / "evalset.h5", "r") as f:
         contexts = torch.from_numpy(f["contexts"][:])
         random_index = f["random_index"][:]
-        early, late = int(f.attrs["icl_early"]), int(f.attrs["icl_late"])
+        early, late, window = (int(f.attrs[k]) for k in ("icl_early", "icl_late", "icl_window"))
     with h5py.File(model_dir / "losses.h5", "r") as f:
         full, mean = f["per_token_loss"][:].astype(np.float32), f["mean_loss"][:]
         icl, icl_se, random_token = f["icl_score"][:], f["icl_score_se"][:], f["random_token_loss"][:]
@@ -67,6 +77,14 @@ def test_stored_losses_equal_a_fresh_forward_pass(smoke_results, model_name):
             assert np.allclose(full[s], fresh, atol=2e-2, rtol=1e-3)  # float16 storage
             assert np.allclose(mean[s], fresh.mean(0), atol=1e-5)
             assert np.allclose(random_token[s], fresh[np.arange(len(fresh)), random_index - 1], atol=1e-5)
-            diffs = [naive_token_loss(model, c, late) - naive_token_loss(model, c, early) for c in contexts]
+            diffs = []
+            for c in contexts:
+                late_loss = np.mean(
+                    [naive_token_loss(model, c, late + d) for d in range(-window, window + 1)]
+                )
+                early_loss = np.mean(
+                    [naive_token_loss(model, c, early + d) for d in range(-window, window + 1)]
+                )
+                diffs.append(late_loss - early_loss)
             assert icl[s] == pytest.approx(np.mean(diffs), abs=1e-4)
             assert icl_se[s] == pytest.approx(np.std(diffs, ddof=1) / np.sqrt(len(diffs)), rel=1e-3)

@@ -11,6 +11,8 @@ FIGURE_RULES = {"figures_all_models", "figures_model"}
 
 def test_smoke_run_writes_every_output_with_metadata(smoke_results):
     config = smoke_config()
+    # --configfile replaces config.yaml: none of the default experiment's models join in
+    assert sorted(p.name for p in (smoke_results / "models").iterdir()) == MODELS
     with h5py.File(smoke_results / "corpus" / "tokens.h5", "r") as f:
         assert f.attrs["stage"] == "corpus" and f.attrs["vocab_size"] <= config["corpus"]["vocab_size"]
     for model in MODELS:

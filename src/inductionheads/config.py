@@ -64,12 +64,20 @@ def model_spec(config: dict[str, Any], name: str) -> dict[str, Any]:
 
 def _check_consistency(config: dict[str, Any]) -> None:
     ev = config["evaluation"]
-    if not ev["icl_early"] < ev["icl_late"] < ev["context_length"]:
+    w = ev["icl_window"]
+    early, late, T = ev["icl_early"], ev["icl_late"], ev["context_length"]
+    if not (1 <= early - w and early + w < late - w and late + w < T):
         raise ConfigError(
-            "config keys 'evaluation.icl_early' < 'evaluation.icl_late' < 'evaluation.context_length' "
-            f"must hold (got {ev['icl_early']}, {ev['icl_late']}, {ev['context_length']})"
+            "config keys 'evaluation.icl_early' ± 'icl_window' and 'evaluation.icl_late' ± 'icl_window' "
+            "must be disjoint token ranges inside 1..'evaluation.context_length' - 1 "
+            f"(got {ev['icl_early']}, {ev['icl_late']} ± {w}, context {ev['context_length']})"
         )
     heads = config["heads"]
+    if heads["prev_token_contexts"] > ev["n_contexts"]:
+        raise ConfigError(
+            f"config key 'heads.prev_token_contexts' ({heads['prev_token_contexts']}) exceeds "
+            f"'evaluation.n_contexts' ({ev['n_contexts']}): they are drawn from the same held-out contexts"
+        )
     seq_len = 1 + heads["repeat_length"] * heads["n_repeats"]
     for name in config["models"]:
         spec = model_spec(config, name)

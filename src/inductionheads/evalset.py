@@ -78,6 +78,7 @@ def build(
         n_repeats=heads["n_repeats"],
         icl_early=evaluation["icl_early"],
         icl_late=evaluation["icl_late"],
+        icl_window=evaluation["icl_window"],
     ) as f:
         h5io.write(f, "contexts", contexts, ("example", "position"), units="token id")
         h5io.write(f, "random_index", random_index, ("example",), units="context index i (1-based)")

@@ -28,9 +28,19 @@ def context_losses(model: Transformer, contexts: torch.Tensor, batch_size: int) 
     return torch.cat(out).numpy()
 
 
-def icl_score(losses: np.ndarray, early: int, late: int) -> tuple[float, float]:
-    """Mean over examples of L_late - L_early, and its standard error. `losses` is [example, T-1]."""
-    diff = losses[:, late - 1].astype(np.float64) - losses[:, early - 1]
+def icl_score(losses: np.ndarray, early: int, late: int, window: int = 0) -> tuple[float, float]:
+    """Mean over examples of L_late - L_early, and its standard error. `losses` is [example, T-1].
+
+    With `window` > 0, L_early and L_late are each example's mean loss over tokens early ± window and
+    late ± window: the same quantity with far less variance per example (window 0 is the paper's).
+    """
+    lo, hi = early - 1 - window, late - 1 + window
+    if lo < 0 or hi >= losses.shape[1]:
+        raise ValueError(f"ICL tokens {early} and {late} ± {window} fall outside 1..{losses.shape[1]}")
+    width = 2 * window + 1
+    early_loss = losses[:, lo : lo + width].astype(np.float64).mean(1)
+    late_loss = losses[:, hi - width + 1 : hi + 1].astype(np.float64).mean(1)
+    diff = late_loss - early_loss
     return float(diff.mean()), float(diff.std(ddof=1) / np.sqrt(len(diff)))
 
 
@@ -64,6 +74,7 @@ def run(
         contexts = torch.from_numpy(f["contexts"][:])
         random_index = f["random_index"][:]
         early, late = int(f.attrs["icl_early"]), int(f.attrs["icl_late"])
+        window = int(f.attrs["icl_window"])
         eval_hash = str(f.attrs["config_hash"])
     with SnapshotReader(snapshots_path) as snaps:
         if int(contexts.max()) >= snaps.vocab_size:
@@ -98,7 +109,7 @@ def run(
                 full[s] = losses.astype(np.float16)
                 mean[s] = losses.mean(0)
                 random_token[s] = losses[np.arange(N), random_index - 1]
-                icl[s] = icl_score(losses, early, late)
+                icl[s] = icl_score(losses, early, late, window)
                 log.info("step %d: loss %.4f, ICL %.4f ± %.4f", step, mean[s].mean(), *icl[s])
             h5io.write(f, "mean_loss", mean, ("snapshot", "context_index_minus_1"), units="nats")
             h5io.write(f, "random_token_loss", random_token, ("snapshot", "example"), units="nats")

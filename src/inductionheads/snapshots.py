@@ -44,6 +44,8 @@ class SnapshotReader:
         return self._f["train_loss"][:]
 
     def model(self, index: int, device: str | torch.device = "cpu") -> Transformer:
+        """The snapshot at position `index` (negative counts from the end) as an eval-mode module."""
+        index = range(len(self))[index]
         model = Transformer(self.spec, self.vocab_size)
         params = self._f["params"]
         state = {name: torch.from_numpy(params[name][index]) for name in params}

@@ -1,3 +1,4 @@
+import copy
 import json
 from pathlib import Path
 
@@ -6,6 +7,12 @@ from snakemake.utils import min_version
 from inductionheads.config import ConfigError, code_digest, digest, model_spec, validate
 
 min_version("9.0")
+
+# An experiment given with --configfile replaces config.yaml instead of merging into it: Snakemake's
+# merge would add the default experiment's models to every other experiment.
+if workflow.overwrite_configfiles:
+    config.clear()
+    config.update(copy.deepcopy(workflow.config_settings.overwrite_config))
 
 
 # Fail before any job, naming the key: unknown keys, wrong types, impossible combinations.
@@ -53,7 +60,14 @@ EVALSET_SETTINGS = settings(
     {
         "evaluation": {
             k: config["evaluation"][k]
-            for k in ("n_contexts", "context_length", "icl_early", "icl_late", "seed")
+            for k in (
+                "n_contexts",
+                "context_length",
+                "icl_early",
+                "icl_late",
+                "icl_window",
+                "seed",
+            )
         },
         "heads": {
             k: config["heads"][k]
@@ -70,12 +84,12 @@ EVALSET_SETTINGS = settings(
 
 # Content hashes of the modules each stage runs: Snakemake's code trigger never sees them.
 CODE = {
-    "corpus": code_digest("corpus", "h5io", "config", "cli"),
-    "evalset": code_digest("evalset", "h5io", "config", "cli"),
-    "train": code_digest("train", "model", "snapshots", "h5io", "config", "cli"),
-    "losses": code_digest("losses", "model", "snapshots", "h5io", "cli"),
-    "heads": code_digest("heads", "model", "snapshots", "h5io", "cli"),
-    "figures": code_digest("figures", "losses", "h5io", "cli"),
+    "corpus": code_digest("corpus", "h5io"),
+    "evalset": code_digest("evalset", "h5io"),
+    "train": code_digest("train", "model", "snapshots", "h5io"),
+    "losses": code_digest("losses", "model", "snapshots", "h5io"),
+    "heads": code_digest("heads", "model", "snapshots", "h5io"),
+    "figures": code_digest("figures", "losses", "h5io"),
 }
 
 PER_MODEL_FIGURES = ["loss_heatmap", "dloss_heatmap", "prefix_matching"]
