@@ -1,6 +1,7 @@
 """HDF5 I/O: atomic writes and clear errors for missing, corrupt, foreign or incomplete inputs."""
 
 import h5py
+import numpy as np
 import pytest
 
 from inductionheads import h5io
@@ -51,3 +52,36 @@ def test_foreign_or_incomplete_input_is_rejected(tmp_path):
         f.attrs["stage"] = "losses"
     with pytest.raises(h5io.H5Error, match="incomplete"):
         h5io.open_input(tmp_path / "half.h5", "losses")
+
+
+def flip_byte(path, dataset, at=0):
+    with h5py.File(path, "r") as f:
+        offset = f[dataset].id.get_offset()  # contiguous storage: the raw bytes live here
+    data = bytearray(path.read_bytes())
+    data[offset + at] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_corrupt_bytes_fail_the_checksum_naming_file_dataset_and_row(tmp_path):
+    path = tmp_path / "snapshots.h5"
+    rng = np.random.default_rng(0)
+    with h5io.atomic_writer(path, "train", "abc") as f:
+        h5io.write(
+            f, "params/W_Q", rng.random((4, 3, 5)).astype("float32"), ("snapshot", "d_model", "d_head")
+        )
+        h5io.write(f, "steps", np.arange(4), ("snapshot",))
+    with h5io.open_input(path, "train") as f:
+        intact = h5io.read(f, "params/W_Q", 2)
+        fingerprint = f.attrs["integrity"]
+    flip_byte(path, "params/W_Q", at=2 * 15 * 4 + 7)  # a byte of row 2
+    flip_byte(path, "steps")
+    with h5io.open_input(path, "train") as f:
+        assert f.attrs["integrity"] == fingerprint  # the fingerprint is of the sealed contents
+        h5io.read(f, "params/W_Q", 1)  # other rows still verify
+        with pytest.raises(h5io.H5Error, match=r"snapshots\.h5: dataset params/W_Q row 2 fails its checksum"):
+            h5io.read(f, "params/W_Q", 2)
+        with pytest.raises(h5io.H5Error, match=r"dataset params/W_Q row 2 fails its checksum"):
+            h5io.read(f, "params/W_Q")
+        with pytest.raises(h5io.H5Error, match=r"dataset steps fails its checksum"):
+            h5io.read(f, "steps")
+    assert intact.shape == (3, 5)

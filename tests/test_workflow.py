@@ -73,6 +73,7 @@ def test_one_model_change_reruns_only_its_chain_and_figures(smoke_copy):
             ("heads", "attn2"),
             ("figures_model", "attn2"),
             ("figures_all_models", ""),
+            ("manifest", ""),
         ]
     )
     assert (smoke_copy / "results/smoke/models/attn1/snapshots.h5").stat().st_mtime_ns == before
@@ -106,3 +107,30 @@ def test_bad_config_fails_before_any_job_and_deletes_nothing(smoke_copy, mutate,
 def test_lint_is_clean(smoke_run):
     proc = snakemake(smoke_run, "--configfile", "configs/smoke.yaml", "--lint", check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_corrupt_intermediate_fails_naming_it_and_rebuilds_once_deleted(smoke_copy):
+    heads_file = smoke_copy / "results/smoke/models/attn1/heads.h5"
+    with h5py.File(heads_file, "r") as f:
+        offset = f["prefix_matching"].id.get_offset()
+    data = bytearray(heads_file.read_bytes())
+    data[offset + 3] ^= 0xFF
+    heads_file.write_bytes(bytes(data))
+    proc = snakemake(smoke_copy, "--configfile", "configs/smoke.yaml", check=False)
+    assert proc.returncode != 0
+    log = (smoke_copy / "results/smoke/logs/figures/attn1.log").read_text()
+    assert "heads.h5: dataset prefix_matching row 0 fails its checksum" in log
+    heads_file.unlink()
+    snakemake(smoke_copy, "--configfile", "configs/smoke.yaml")
+    with h5py.File(heads_file, "r") as f:
+        assert f.attrs["complete"]
+
+
+def test_manifest_lists_every_hdf5_output_with_its_integrity(smoke_results):
+    rows = [line.split("\t") for line in (smoke_results / "manifest.tsv").read_text().splitlines()]
+    header, rows = rows[0], rows[1:]
+    assert header[:4] == ["file", "stage", "config_hash", "integrity"]
+    assert len(rows) == 2 + 3 * len(MODELS)
+    for row in rows:
+        with h5py.File(smoke_results.parents[1] / row[0], "r") as f:
+            assert row[1] == f.attrs["stage"] and row[3] == f.attrs["integrity"] and len(row[3]) == 16

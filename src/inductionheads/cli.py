@@ -68,6 +68,10 @@ def main(argv: list[str] | None = None) -> int:
     for kind in ("snapshots", "losses", "heads"):
         p.add_argument(f"--{kind}", nargs="+", default=[], help=f"{kind} files, one per model")
 
+    p = stage("manifest", "list every HDF5 output with its provenance and integrity hash")
+    p.add_argument("--inputs", nargs="+", required=True)
+    p.add_argument("--out", required=True)
+
     args = parser.parse_args(argv)
     _logging(args.log)
     try:
@@ -107,6 +111,10 @@ def _run(args: argparse.Namespace) -> None:
         from . import heads
 
         heads.run(args.snapshots, args.evalset, args.out, s["prev_token_contexts"], threads=args.threads)
+    elif args.stage == "manifest":
+        from . import h5io
+
+        h5io.write_manifest(args.inputs, args.out)
     elif args.stage == "figures":
         from . import figures
 

@@ -173,10 +173,11 @@ def build(
         h5io.write(f, "heldout_doc_offsets", heldout_offsets, ("document",))
         h5io.write(f, "train_token_counts", counts, ("vocab",), units="count")
         f.attrs["heldout_doc_ids"] = "\n".join(d.doc_id for d in heldout)
-    Path(tokenizer_path).write_text(tok._tokenizer.to_str(pretty=True))
+    tmp = Path(tokenizer_path).with_name(Path(tokenizer_path).name + ".tmp")
+    tmp.write_text(tok._tokenizer.to_str(pretty=True))
+    tmp.replace(tokenizer_path)
 
 
 def read_tokens(path: str | Path, split_name: str) -> np.ndarray:
     with h5io.open_input(path, "corpus") as f:
-        h5io.require(f, split_name)
-        return f[split_name][:].astype(np.int64)
+        return h5io.read(f, split_name).astype(np.int64)

@@ -57,9 +57,8 @@ def build(
     config_hash: str,
 ) -> None:
     with h5io.open_input(tokens_path, "corpus") as f:
-        h5io.require(f, "heldout", "train_token_counts")
-        heldout = f["heldout"][:].astype(np.int64)
-        counts = f["train_token_counts"][:]
+        heldout = h5io.read(f, "heldout").astype(np.int64)
+        counts = h5io.read(f, "train_token_counts")
         vocab = int(f.attrs["vocab_size"])
     T, N = evaluation["context_length"], evaluation["n_contexts"]
     contexts = heldout_contexts(heldout, N, T, evaluation["seed"])

@@ -41,7 +41,7 @@ def training_loss(inputs: list[str], settings: dict[str, Any]) -> plt.Figure:
     frames = []
     for path in inputs:
         with h5io.open_input(path, "train") as f:
-            loss = f["train_loss"][:]
+            loss = h5io.read(f, "train_loss")
             per_step = int(f.attrs["tokens_per_step"])
             name = _model_name(f)
         w = settings["smoothing_window"]
@@ -62,7 +62,7 @@ def icl_score(inputs: list[str], settings: dict[str, Any]) -> plt.Figure:
     palette = sns.color_palette(n_colors=len(inputs))
     for color, path in zip(palette, inputs, strict=True):
         with h5io.open_input(path, "losses") as f:
-            x, y, se = f["tokens_seen"][:], f["icl_score"][:], f["icl_score_se"][:]
+            x, y, se = (h5io.read(f, k) for k in ("tokens_seen", "icl_score", "icl_score_se"))
             early, late = int(f.attrs["icl_early"]), int(f.attrs["icl_late"])
             name = _model_name(f)
         ax.plot(x, y, color=color, label=name)
@@ -75,46 +75,57 @@ def icl_score(inputs: list[str], settings: dict[str, Any]) -> plt.Figure:
     return fig
 
 
-def _heatmap_axes(ax, tokens_seen: np.ndarray, index: np.ndarray, values: np.ndarray, **kwargs):
-    mesh = ax.pcolormesh(tokens_seen, index, values.T, shading="nearest", **kwargs)
+def _loss_heatmap(
+    path: str, title: str, label: str, by_index, cmap: str, centred: bool = False
+) -> plt.Figure:
+    """Heatmap over tokens seen and context index (log scale) of `by_index(mean_loss)`, which returns
+    (context indices, values [snapshot, index]); `centred` puts zero at the middle of a diverging map."""
+    with h5io.open_input(path, "losses") as f:
+        mean, x, name = h5io.read(f, "mean_loss"), h5io.read(f, "tokens_seen"), _model_name(f)
+    index, values = by_index(mean)
+    bound = max(float(np.abs(values).max()), 1e-6)
+    norm = TwoSlopeNorm(0, -bound, bound) if centred else None
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    mesh = ax.pcolormesh(x, index, values.T, shading="nearest", cmap=cmap, norm=norm)
     ax.set_yscale("log")
     ax.set_xlabel("tokens seen")
     ax.set_ylabel("context index i")
-    return mesh
+    fig.colorbar(mesh, ax=ax, label=label)
+    ax.set_title(f"{name}: {title}")
+    return fig
 
 
 def loss_heatmap(inputs: list[str], settings: dict[str, Any]) -> plt.Figure:
     """Loss of token i (mean over held-out examples) by snapshot and context index."""
     (path,) = inputs
-    with h5io.open_input(path, "losses") as f:
-        mean, x, name = f["mean_loss"][:], f["tokens_seen"][:], _model_name(f)
-    fig, ax = plt.subplots(figsize=(7, 4.2))
-    index = np.arange(1, mean.shape[1] + 1)
-    mesh = _heatmap_axes(ax, x, index, mean, cmap="viridis")
-    fig.colorbar(mesh, ax=ax, label="loss (nats)")
-    ax.set_title(f"{name}: per-token loss by context index")
-    return fig
+    return _loss_heatmap(
+        path,
+        "per-token loss by context index",
+        "loss (nats)",
+        lambda mean: (np.arange(1, mean.shape[1] + 1), mean),
+        cmap="viridis",
+    )
 
 
 def dloss_heatmap(inputs: list[str], settings: dict[str, Any]) -> plt.Figure:
     """dLoss/d ln(i): how much each doubling of context lowers the loss, by snapshot."""
     (path,) = inputs
-    with h5io.open_input(path, "losses") as f:
-        mean, x, name = f["mean_loss"][:], f["tokens_seen"][:], _model_name(f)
-    centres, deriv = dloss_dlog_index(mean)
-    bound = max(np.abs(deriv).max(), 1e-6)
-    fig, ax = plt.subplots(figsize=(7, 4.2))
-    mesh = _heatmap_axes(ax, x, centres, deriv, cmap="RdBu_r", norm=TwoSlopeNorm(0, -bound, bound))
-    fig.colorbar(mesh, ax=ax, label="dLoss / d ln(i) (nats)")
-    ax.set_title(f"{name}: derivative of loss by log context index")
-    return fig
+    return _loss_heatmap(
+        path,
+        "derivative of loss by log context index",
+        "dLoss / d ln(i) (nats)",
+        dloss_dlog_index,
+        cmap="RdBu_r",
+        centred=True,
+    )
 
 
 def prefix_matching(inputs: list[str], settings: dict[str, Any]) -> plt.Figure:
     """Prefix-matching score of every head over training, coloured by layer."""
     (path,) = inputs
     with h5io.open_input(path, "heads") as f:
-        scores, x, name = f["prefix_matching"][:], f["tokens_seen"][:], _model_name(f)
+        scores, x = h5io.read(f, "prefix_matching"), h5io.read(f, "tokens_seen")
+        name = _model_name(f)
     S, L, H = scores.shape
     frame = pd.DataFrame(
         {

@@ -2,13 +2,20 @@
 
 Every file carries attributes `stage`, `package_version`, `config_hash` and `created`; every dataset
 an `axes` attribute naming its dimensions (and `units` where it has them).
+
+Every dataset also carries CRC-32 checksums, sealed when the file is complete: one per row along the
+leading axis for arrays of 2 or more dimensions (so a reader of one snapshot verifies just that
+snapshot), one for the whole array otherwise. `read` verifies what it reads; the file attribute
+`integrity` hashes all checksums, a fingerprint of the file's contents.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -43,11 +50,62 @@ def atomic_writer(path: str | Path, stage: str, config_hash: str, **attrs: Any) 
             for key, value in attrs.items():
                 f.attrs[key] = json.dumps(value) if isinstance(value, dict | list) else value
             yield f
+            f.attrs["integrity"] = _seal(f)
             f.attrs["complete"] = True
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _crc(array: np.ndarray) -> int:
+    return zlib.crc32(np.ascontiguousarray(array).tobytes())
+
+
+def _datasets(f: h5py.File) -> list[h5py.Dataset]:
+    found: list[h5py.Dataset] = []
+    f.visititems(lambda _, obj: found.append(obj) if isinstance(obj, h5py.Dataset) else None)
+    return sorted(found, key=lambda ds: ds.name)
+
+
+def _seal(f: h5py.File) -> str:
+    """Write every dataset's checksums; return the file's integrity hash."""
+    digest = hashlib.sha256()
+    for ds in _datasets(f):
+        if ds.ndim >= 2:
+            crcs = np.array([_crc(ds[i]) for i in range(ds.shape[0])], dtype=np.uint32)
+            ds.attrs["crc32_rows"] = crcs
+        else:
+            crcs = np.array([_crc(ds[()])], dtype=np.uint32)
+            ds.attrs["crc32"] = crcs[0]
+        digest.update(ds.name.encode() + crcs.tobytes())
+    return digest.hexdigest()[:16]
+
+
+def read(f: h5py.File, name: str, index: int | None = None) -> np.ndarray:
+    """Read dataset `name` (or its row `index`) and verify it against its checksums."""
+    if name not in f:
+        raise H5Error(f"{f.filename}: lacks dataset {name}")
+    ds = f[name]
+    data = ds[()] if index is None else ds[index]
+    if "crc32_rows" in ds.attrs:
+        crcs = ds.attrs["crc32_rows"]
+        rows = range(len(data)) if index is None else [None]
+        for i in rows:
+            row = data if i is None else data[i]
+            expected = crcs[index if i is None else i]
+            if _crc(row) != expected:
+                where = index if i is None else i
+                raise H5Error(
+                    f"{f.filename}: dataset {name} row {where} fails its checksum; the file is corrupt, "
+                    "delete it and rerun the workflow to rebuild it"
+                )
+    elif "crc32" in ds.attrs and index is None and _crc(data) != ds.attrs["crc32"]:
+        raise H5Error(
+            f"{f.filename}: dataset {name} fails its checksum; the file is corrupt, "
+            "delete it and rerun the workflow to rebuild it"
+        )
+    return data
 
 
 def write(
@@ -81,7 +139,7 @@ def open_input(path: str | Path, stage: str) -> h5py.File:
     except OSError as exc:
         raise H5Error(f"{path}: not a readable HDF5 file ({exc}); delete it and rerun to rebuild it") from exc
     found = f.attrs.get("stage")
-    if found != stage or not f.attrs.get("complete", False):
+    if found != stage or not f.attrs.get("complete", False) or "integrity" not in f.attrs:
         f.close()
         what = "incomplete" if found == stage else f"written by stage '{found}'"
         raise H5Error(f"{path}: {what}, expected a complete output of stage '{stage}'")
@@ -92,8 +150,22 @@ def read_json_attr(f: h5py.File | h5py.Group, key: str) -> Any:
     return json.loads(f.attrs[key])
 
 
-def require(f: h5py.File, *names: str) -> None:
-    """Fail naming the file and the dataset when an expected dataset is absent."""
-    missing = [n for n in names if n not in f]
-    if missing:
-        raise H5Error(f"{f.filename}: lacks dataset(s) {', '.join(missing)}")
+MANIFEST_COLUMNS = ("file", "stage", "config_hash", "integrity", "package_version", "created", "bytes")
+
+
+def manifest_row(path: str | Path) -> dict[str, str]:
+    """Provenance of one complete output: what produced it and the fingerprint of its contents."""
+    path = Path(path)
+    with h5py.File(path, "r") as f:
+        row = {key: str(f.attrs.get(key, "")) for key in MANIFEST_COLUMNS[1:-1]}
+    return {"file": str(path), **row, "bytes": str(path.stat().st_size)}
+
+
+def write_manifest(paths: list[str], out: str | Path) -> None:
+    """A TSV with one row per HDF5 file (`MANIFEST_COLUMNS`), written atomically."""
+    lines = ["\t".join(MANIFEST_COLUMNS)]
+    lines += ["\t".join(manifest_row(p)[c] for c in MANIFEST_COLUMNS) for p in paths]
+    out = Path(out)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text("\n".join(lines) + "\n")
+    tmp.replace(out)

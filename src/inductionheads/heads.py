@@ -133,9 +133,8 @@ def run(
 ) -> None:
     torch.set_num_threads(threads)
     with h5io.open_input(evalset_path, "evalset") as f:
-        h5io.require(f, "repeated", "contexts")
-        repeated = torch.from_numpy(f["repeated"][:])
-        prev_contexts = torch.from_numpy(f["contexts"][:prev_token_contexts])
+        repeated = torch.from_numpy(h5io.read(f, "repeated"))
+        prev_contexts = torch.from_numpy(h5io.read(f, "contexts")[:prev_token_contexts])
         R, n_rep = int(f.attrs["repeat_length"]), int(f.attrs["n_repeats"])
         eval_hash = str(f.attrs["config_hash"])
     with SnapshotReader(snapshots_path) as snaps:

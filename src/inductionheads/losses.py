@@ -70,9 +70,8 @@ def run(
 ) -> None:
     torch.set_num_threads(threads)
     with h5io.open_input(evalset_path, "evalset") as f:
-        h5io.require(f, "contexts", "random_index")
-        contexts = torch.from_numpy(f["contexts"][:])
-        random_index = f["random_index"][:]
+        contexts = torch.from_numpy(h5io.read(f, "contexts"))
+        random_index = h5io.read(f, "random_index")
         early, late = int(f.attrs["icl_early"]), int(f.attrs["icl_late"])
         window = int(f.attrs["icl_window"])
         eval_hash = str(f.attrs["config_hash"])

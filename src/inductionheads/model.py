@@ -39,7 +39,10 @@ class Attention(nn.Module):
         self.W_V = nn.Parameter(torch.randn(n_heads, d_model, d_head) * init)
         self.W_O = nn.Parameter(torch.randn(n_heads, d_head, d_model) / math.sqrt(d_model))
         self.b_Q = nn.Parameter(torch.zeros(n_heads, d_head))
-        self.b_K = nn.Parameter(torch.zeros(n_heads, d_head))
+        # A key bias shifts every score of a query by the same amount, which the softmax ignores: it has
+        # no gradient, and trained it would only drift by Adam-amplified rounding noise. Kept (at zero,
+        # not trained) for TransformerLens' weight layout.
+        self.register_buffer("b_K", torch.zeros(n_heads, d_head))
         self.b_V = nn.Parameter(torch.zeros(n_heads, d_head))
         self.b_O = nn.Parameter(torch.zeros(d_model))
 

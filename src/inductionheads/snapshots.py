@@ -30,25 +30,26 @@ class SnapshotReader:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self._f = h5io.open_input(self.path, STAGE)
-        h5io.require(self._f, "steps", "tokens_seen", "train_loss", "params")
         self.spec = h5io.read_json_attr(self._f, "spec")
         self.vocab_size = int(self._f.attrs["vocab_size"])
         self.config_hash = str(self._f.attrs["config_hash"])
-        self.steps = self._f["steps"][:]
-        self.tokens_seen = self._f["tokens_seen"][:]
+        self.steps = h5io.read(self._f, "steps")
+        self.tokens_seen = h5io.read(self._f, "tokens_seen")
 
     def __len__(self) -> int:
         return len(self.steps)
 
     def train_loss(self) -> np.ndarray:
-        return self._f["train_loss"][:]
+        return h5io.read(self._f, "train_loss")
 
     def model(self, index: int, device: str | torch.device = "cpu") -> Transformer:
         """The snapshot at position `index` (negative counts from the end) as an eval-mode module."""
         index = range(len(self))[index]
         model = Transformer(self.spec, self.vocab_size)
-        params = self._f["params"]
-        state = {name: torch.from_numpy(params[name][index]) for name in params}
+        if "params" not in self._f:
+            raise h5io.H5Error(f"{self.path}: lacks the group params")
+        names = list(self._f["params"])
+        state = {n: torch.from_numpy(h5io.read(self._f, f"params/{n}", index)) for n in names}
         model.load_state_dict(state, strict=True)
         return model.to(device).eval()
 

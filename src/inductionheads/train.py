@@ -66,6 +66,59 @@ def batch_starts(n_tokens: int, context: int, batch: int, steps: int, seed: int)
     return rng.integers(0, n_tokens - context + 1, size=(steps, batch))
 
 
+class Checkpoints:
+    """Resume state beside the output (`<out>.resume/`), which Snakemake never deletes: one file per
+    snapshot taken so far and, with the newest, the optimizer state and the loss curve, so a killed
+    job continues from its last snapshot. Files are written under a temporary name and renamed."""
+
+    def __init__(self, out_path: Path, fingerprint: str):
+        self.dir = out_path.with_name(out_path.name + ".resume")
+        self.fingerprint = fingerprint
+
+    def _save(self, obj: Any, name: str) -> None:
+        tmp = self.dir / f"{name}.tmp"
+        torch.save(obj, tmp)
+        tmp.replace(self.dir / name)
+
+    def save(self, index: int, step: int, model, opt, losses: np.ndarray) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        weights = {k: v.detach().float().cpu().clone() for k, v in model.state_dict().items()}
+        self._save(weights, f"snapshot_{index:05d}.pt")
+        state = {
+            "fingerprint": self.fingerprint,
+            "index": index,
+            "step": step,
+            "model": model.state_dict(),
+            "optimizer": opt.state_dict(),
+            "losses": losses[:step].copy(),
+        }
+        self._save(state, "state.pt")
+
+    def load(self) -> dict | None:
+        """The newest resume state if it belongs to this training run, else None (and a fresh start)."""
+        path = self.dir / "state.pt"
+        if not path.exists():
+            return None
+        try:
+            state = torch.load(path, weights_only=False)
+        except Exception as exc:  # a state file cut short cannot be trusted
+            log.warning("ignoring unreadable resume state %s (%s): starting over", path, exc)
+            return None
+        if state.get("fingerprint") != self.fingerprint:
+            log.info("resume state %s belongs to other settings: starting over", path)
+            return None
+        return state
+
+    def snapshot(self, index: int) -> dict[str, torch.Tensor]:
+        return torch.load(self.dir / f"snapshot_{index:05d}.pt")
+
+    def clear(self) -> None:
+        if self.dir.exists():
+            for f in self.dir.iterdir():
+                f.unlink()
+            self.dir.rmdir()
+
+
 def train(
     spec: dict[str, Any],
     tokens_path: str | Path,
@@ -74,12 +127,17 @@ def train(
     device: str = "cpu",
     progress: bool = True,
 ) -> None:
-    """Train one model and write its snapshot file (weights at every snapshot step, loss curve)."""
+    """Train one model and write its snapshot file (weights at every snapshot step, loss curve).
+
+    Resumes from `<out_path>.resume/` when an earlier run of the same settings was interrupted; the
+    result is bit-identical to an uninterrupted run on CPU (the data order depends only on the seed).
+    """
     torch.set_num_threads(threads)
+    out_path = Path(out_path)
     with h5io.open_input(tokens_path, "corpus") as f:
-        h5io.require(f, "train")
-        stream = torch.from_numpy(f["train"][:].astype(np.int64))
+        stream = torch.from_numpy(h5io.read(f, "train").astype(np.int64))
         vocab = int(f.attrs["vocab_size"])
+        tokens_fingerprint = str(f.attrs["integrity"])
     torch.manual_seed(spec["seed"])
     model = Transformer(spec, vocab).to(device)
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
@@ -92,67 +150,84 @@ def train(
     starts = torch.from_numpy(batch_starts(len(stream), T, B, n_steps, spec["seed"]))
     offsets = torch.arange(T)
     snap_steps = snapshot_steps(n_steps, spec["n_snapshots"])
-    state = model.state_dict()
     losses = np.zeros(n_steps, dtype=np.float32)
+
+    checkpoints = Checkpoints(
+        out_path, digest({"spec": spec, "tokens": tokens_fingerprint, "device": device})
+    )
+    state = checkpoints.load()
+    if state is None:
+        checkpoints.clear()
+        checkpoints.save(0, 0, model, opt, losses)
+        first_step, next_snap = 0, 1
+    else:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        first_step, next_snap = state["step"], state["index"] + 1
+        losses[:first_step] = state["losses"]
+        log.info("resuming %s from step %d (snapshot %d)", spec["name"], first_step, state["index"])
+
+    t0 = time.perf_counter()
+    bar = tqdm(
+        total=n_steps,
+        initial=first_step,
+        desc=f"train {spec['name']}",
+        file=sys.stderr,
+        disable=not progress,
+        mininterval=2.0,
+        unit="step",
+    )
+    model.train()
+    for step in range(first_step, n_steps):
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, spec)
+        batch = stream[starts[step, :, None] + offsets].to(device)
+        loss = per_token_losses(model(batch), batch).mean()
+        if not torch.isfinite(loss):
+            kept = snap_steps[next_snap - 1]
+            raise FloatingPointError(
+                f"model {spec['name']}: training loss is {loss.item()} at step {step}; stopped. The last "
+                f"good snapshot (step {kept}) and the snapshots before it are kept in {checkpoints.dir}"
+            )
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if spec["grad_clip"] > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), spec["grad_clip"])
+        opt.step()
+        losses[step] = loss.item()
+        if next_snap < len(snap_steps) and step + 1 == snap_steps[next_snap]:
+            checkpoints.save(next_snap, step + 1, model, opt, losses)
+            next_snap += 1
+            log.info(
+                "step %d/%d loss %.4f (%.1f steps/s)",
+                step + 1,
+                n_steps,
+                losses[step],
+                (step + 1 - first_step) / (time.perf_counter() - t0),
+            )
+        bar.update(1)
+        bar.set_postfix(loss=f"{losses[step]:.3f}", refresh=False)
+    bar.close()
 
     with h5io.atomic_writer(
         out_path, STAGE, digest(spec), spec=spec, vocab_size=vocab, tokens_per_step=B * T, device=str(device)
     ) as f:
         h5io.write(f, "steps", snap_steps, ("snapshot",), units="optimizer steps")
         h5io.write(f, "tokens_seen", snap_steps * B * T, ("snapshot",), units="tokens")
-        params = f.create_group("params")
-        for name, tensor in state.items():
-            ds = params.create_dataset(name, shape=(len(snap_steps), *tensor.shape), dtype="float32")
-            ds.attrs["axes"] = json.dumps(["snapshot", *param_axes(name)])
-
-        def save(index: int) -> None:
-            for name, tensor in model.state_dict().items():
-                params[name][index] = tensor.detach().float().cpu().numpy()
-
-        save(0)
-        next_snap = 1
-        t0 = time.perf_counter()
-        bar = tqdm(
-            total=n_steps,
-            desc=f"train {spec['name']}",
-            file=sys.stderr,
-            disable=not progress,
-            mininterval=2.0,
-            unit="step",
-        )
-        model.train()
-        for step in range(n_steps):
-            for group in opt.param_groups:
-                group["lr"] = lr_at(step, spec)
-            batch = stream[starts[step, :, None] + offsets].to(device)
-            loss = per_token_losses(model(batch), batch).mean()
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"model {spec['name']}: loss is {loss.item()} at step {step}")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if spec["grad_clip"] > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), spec["grad_clip"])
-            opt.step()
-            losses[step] = loss.item()
-            if next_snap < len(snap_steps) and step + 1 == snap_steps[next_snap]:
-                save(next_snap)
-                next_snap += 1
-                log.info(
-                    "step %d/%d loss %.4f (%.1f steps/s)",
-                    step + 1,
-                    n_steps,
-                    losses[step],
-                    (step + 1) / (time.perf_counter() - t0),
-                )
-            bar.update(1)
-            bar.set_postfix(loss=f"{losses[step]:.3f}", refresh=False)
-        bar.close()
         h5io.write(f, "train_loss", losses, ("step",), units="nats/token")
-        f.attrs["train_seconds"] = time.perf_counter() - t0
+        params = f.create_group("params")
+        for index in range(len(snap_steps)):
+            for name, tensor in checkpoints.snapshot(index).items():
+                if index == 0:
+                    ds = params.create_dataset(name, shape=(len(snap_steps), *tensor.shape), dtype="float32")
+                    ds.attrs["axes"] = json.dumps(["snapshot", *param_axes(name)])
+                params[name][index] = tensor.numpy()
+    checkpoints.clear()
     log.info(
-        "trained %s: %d steps in %.0f s, final loss %.4f",
+        "trained %s: %d steps (%d in this run) in %.0f s, final loss %.4f",
         spec["name"],
         n_steps,
+        n_steps - first_step,
         time.perf_counter() - t0,
         losses[-5:].mean(),
     )

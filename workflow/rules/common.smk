@@ -90,6 +90,7 @@ CODE = {
     "losses": code_digest("losses", "model", "snapshots", "h5io"),
     "heads": code_digest("heads", "model", "snapshots", "h5io"),
     "figures": code_digest("figures", "losses", "h5io"),
+    "manifest": code_digest("h5io"),
 }
 
 PER_MODEL_FIGURES = ["loss_heatmap", "dloss_heatmap", "prefix_matching"]
@@ -110,7 +111,8 @@ def figure_output(name, subcategory):
 
 
 def all_outputs():
-    out = [f"{RESULTS}/figures/all_models/{name}.png" for name in ALL_MODEL_FIGURES]
+    out = [f"{RESULTS}/manifest.tsv"]
+    out += [f"{RESULTS}/figures/all_models/{name}.png" for name in ALL_MODEL_FIGURES]
     for model in MODELS:
         out += [f"{RESULTS}/figures/{model}/{name}.png" for name in PER_MODEL_FIGURES]
     return out
