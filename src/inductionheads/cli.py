@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> None:
     s = args.settings
-    # heavy imports per stage: the figure and corpus stages need no torch
+    # imports per stage: the corpus and manifest stages load no torch
     if args.stage == "corpus":
         from . import corpus
 
