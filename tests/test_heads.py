@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from inductionheads import heads
-from inductionheads.model import Transformer
+from inductionheads.model import Cache, Transformer
 
 R, N_REP = 5, 4
 SEQ = 1 + R * N_REP
@@ -122,15 +122,24 @@ def repeated_tokens(vocab=12, seed=0):
 def test_copying_equals_naive_loop(include_bos):
     m = copy_model(copy=False, seed=3)
     tokens = repeated_tokens()
-    cache = []
+    cache = Cache()
     m(tokens, cache=cache)
     _, queries = heads.prefix_matching_targets(R, N_REP)
-    A = cache[0]["pattern"][:, :, queries]
+    A = cache.layers[0]["pattern"][:, :, queries]
     attn = m.blocks[0].attn
     W_eff = heads.direct_logit_matrix(m)
-    got = heads.copying(A, cache[0]["attn_in"], tokens, attn.W_V, attn.b_V, attn.W_O, W_eff, include_bos)
+    got = heads.copying(
+        A, cache.layers[0]["attn_in"], tokens, attn.W_V, attn.b_V, attn.W_O, W_eff, include_bos
+    )
     expected = naive_copying(
-        A[0, 0], cache[0]["attn_in"][0], tokens[0], attn.W_V[0], attn.b_V[0], attn.W_O[0], W_eff, include_bos
+        A[0, 0],
+        cache.layers[0]["attn_in"][0],
+        tokens[0],
+        attn.W_V[0],
+        attn.b_V[0],
+        attn.W_O[0],
+        W_eff,
+        include_bos,
     )
     assert got[0].item() == pytest.approx(expected, abs=1e-5)
 
@@ -165,15 +174,102 @@ def test_copying_head_scores_high_and_random_head_near_zero():
         values = []
         for seed in range(8):
             m = copy_model(copy=copy, seed=seed)
-            cache = []
+            cache = Cache()
             m(tokens, cache=cache)
             attn = m.blocks[0].attn
             W_eff = heads.direct_logit_matrix(m)
             values.append(
                 heads.copying(
-                    A, cache[0]["attn_in"], tokens, attn.W_V, attn.b_V, attn.W_O, W_eff, include_bos=False
+                    A,
+                    cache.layers[0]["attn_in"],
+                    tokens,
+                    attn.W_V,
+                    attn.b_V,
+                    attn.W_O,
+                    W_eff,
+                    include_bos=False,
                 ).item()
             )
         scores[copy] = np.mean(values)
     assert scores[True] > 0.8
     assert abs(scores[False]) < 0.2
+
+
+def _full_circuit_ratio(M: np.ndarray) -> float:
+    lam = np.linalg.eigvals(M)
+    return float(lam.real.sum() / np.abs(lam).sum())
+
+
+def _ln_operator(ln_weight: torch.Tensor) -> np.ndarray:
+    """The matrix of x -> (x - mean(x)) * w, acting on row vectors."""
+    d = len(ln_weight)
+    return ((np.eye(d) - 1.0 / d) * ln_weight.detach().numpy()[None, :]).astype(np.float64)
+
+
+def test_ov_copying_equals_full_token_circuit_eigenvalues():
+    torch.manual_seed(3)
+    m = Transformer(dict(family="attention-only", n_layers=2, d_model=16, n_heads=2, context_length=16), 40)
+    with torch.no_grad():
+        for ln in (m.blocks[0].ln1, m.blocks[1].ln1, m.ln_final):
+            ln.weight.add_(torch.rand(16))
+    got = heads.ov_copying(m)
+    E, U = m.W_E.detach().double().numpy(), m.W_U.detach().double().numpy()
+    for layer, block in enumerate(m.blocks):
+        for h in range(2):
+            W_V, W_O = (w[h].detach().double().numpy() for w in (block.attn.W_V, block.attn.W_O))
+            M = E @ _ln_operator(block.ln1.weight) @ W_V @ W_O @ _ln_operator(m.ln_final.weight) @ U
+            assert got[layer, h] == pytest.approx(_full_circuit_ratio(M), abs=1e-6)
+
+
+def test_ov_copying_is_one_for_a_copying_head_and_minus_one_for_its_negation():
+    m = Transformer(dict(family="attention-only", n_layers=1, d_model=8, n_heads=1, context_length=16), 8)
+    with torch.no_grad():
+        m.W_E.copy_(torch.eye(8))
+        m.W_U.copy_(torch.eye(8))
+        m.blocks[0].attn.W_V.copy_(torch.eye(8)[None])
+        m.blocks[0].attn.W_O.copy_(torch.eye(8)[None])
+        assert heads.ov_copying(m)[0, 0] == pytest.approx(1.0)
+        m.blocks[0].attn.W_O.mul_(-1)
+        assert heads.ov_copying(m)[0, 0] == pytest.approx(-1.0)
+
+
+def test_qk_trace_equals_full_k_composition_circuit():
+    torch.manual_seed(4)
+    spec = dict(family="attention-only", n_layers=3, d_model=16, n_heads=2, context_length=16)
+    m = Transformer(spec, 30)
+    prev = np.array([[0.9, 0.1], [0.3, 0.5], [0.2, 0.2]])
+    got = heads.qk_trace(m, prev)
+    assert np.isnan(got[0]).all()
+    E = m.W_E.detach().double().numpy()
+
+    def w(t):
+        return t.detach().double().numpy()
+
+    for layer in (1, 2):
+        block = m.blocks[layer]
+        key_source = sum(
+            prev[lp, hp]
+            * E
+            @ _ln_operator(m.blocks[lp].ln1.weight)
+            @ w(m.blocks[lp].attn.W_V[hp])
+            @ w(m.blocks[lp].attn.W_O[hp])
+            for lp in range(layer)
+            for hp in range(2)
+        )
+        for h in range(2):
+            Q = E @ _ln_operator(block.ln1.weight) @ w(block.attn.W_Q[h])
+            K = key_source @ _ln_operator(block.ln1.weight) @ w(block.attn.W_K[h])
+            assert got[layer, h] == pytest.approx(_full_circuit_ratio(Q @ K.T), abs=1e-6)
+
+
+def test_qk_trace_is_one_for_a_hand_made_induction_circuit():
+    """Layer 1 head copies its source token's embedding; the layer-2 head matches a query token to the
+    key carrying the same token: M is the identity on the embedded tokens."""
+    spec = dict(family="attention-only", n_layers=2, d_model=8, n_heads=1, context_length=16)
+    m = Transformer(spec, 8)
+    with torch.no_grad():
+        m.W_E.copy_(torch.eye(8) - 1 / 8)  # already centred
+        for block in m.blocks:
+            for W in (block.attn.W_V, block.attn.W_O, block.attn.W_Q, block.attn.W_K):
+                W.copy_(torch.eye(8)[None])
+    assert heads.qk_trace(m, np.array([[1.0], [0.0]]))[1, 0] == pytest.approx(1.0)

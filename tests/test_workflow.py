@@ -1,12 +1,15 @@
 """The workflow end to end through Snakemake's CLI: outputs, metadata, and only stale outputs rebuild."""
 
+import json
+
 import h5py
 import numpy as np
 import pytest
 from conftest import planned_jobs, smoke_config, snakemake, write_config
 
-MODELS = ["attn1", "attn2"]
+MODELS = ["attn1", "attn2", "mlp2", "smeared1"]
 FIGURE_RULES = {"figures_all_models", "figures_model"}
+CLAIM_STATUSES = {"pass", "fail", "not-evaluable"}
 
 
 def test_smoke_run_writes_every_output_with_metadata(smoke_results):
@@ -30,16 +33,52 @@ def test_smoke_run_writes_every_output_with_metadata(smoke_results):
             assert len(f.attrs["config_hash"]) == 16
         with h5py.File(d / "heads.h5", "r") as f:
             n_layers = config["models"][model]["n_layers"]
-            for key in ("prefix_matching", "copying", "copying_with_bos", "previous_token"):
+            scores = (
+                "prefix_matching",
+                "copying",
+                "copying_with_bos",
+                "previous_token",
+                "ov_copying",
+                "qk_trace",
+            )
+            for key in scores:
                 assert f[key].shape == (len(steps), n_layers, config["model_defaults"]["n_heads"])
                 assert f[key].attrs["axes"] == '["snapshot", "layer", "head"]'
             assert ((f["prefix_matching"][:] >= 0) & (f["prefix_matching"][:] <= 1 + 1e-6)).all()
+            assert np.isnan(f["qk_trace"][:, 0]).all() and np.isfinite(f["qk_trace"][:, 1:]).all()
         with h5py.File(d / "losses.h5", "r") as f:
             assert f["per_token_loss"].shape == (len(steps), 16, 63)
             assert f["icl_score"].shape == (len(steps),)
         for name in ("loss_heatmap", "dloss_heatmap", "prefix_matching"):
             assert (smoke_results / "figures" / model / f"{name}.png").stat().st_size > 5000
     assert not list(smoke_results.rglob("*.tmp"))
+
+
+def test_each_family_trains_its_own_parameters(smoke_results):
+    with h5py.File(smoke_results / "models/mlp2/snapshots.h5", "r") as f:
+        assert f["params/blocks.1.mlp.W_in"].shape[1:] == (32, 128)
+        assert "params/blocks.0.attn.alpha_smear" not in f
+    with h5py.File(smoke_results / "models/smeared1/snapshots.h5", "r") as f:
+        alpha = f["params/blocks.0.attn.alpha_smear"][:]
+        assert alpha.shape == (5, 2) and (alpha[0] == 0).all() and (alpha[-1] != 0).all()
+        assert "params/blocks.0.mlp.W_in" not in f
+
+
+def test_phase_pca_and_claims_are_written(smoke_results):
+    with h5py.File(smoke_results / "pca.h5", "r") as f:
+        assert sorted(json.loads(f.attrs["models"])) == MODELS
+        assert f["scores/attn2"].shape == (5, 3)
+    for model in MODELS:
+        with h5py.File(smoke_results / "models" / model / "phase.h5", "r") as f:
+            window = json.loads(f.attrs["window"])
+            assert window is None or 0 <= window["start"] <= window["end"] <= 4
+    claims = json.loads((smoke_results / "claims.json").read_text())["claims"]
+    assert [c["id"] for c in claims] == [f"C{i}" for i in range(1, 8)]
+    assert {c["status"] for c in claims} <= CLAIM_STATUSES
+    by_id = {c["id"]: c for c in claims}
+    # the smoke experiment has no 2-layer smeared-key model and no ablations: never a pass
+    assert by_id["C5"]["status"] == by_id["C6"]["status"] == "not-evaluable"
+    assert "2-layer smeared-key" in by_id["C5"]["reason"]
 
 
 def test_second_run_does_nothing(smoke_run):
@@ -54,8 +93,9 @@ def test_figure_setting_reruns_only_figures(smoke_copy):
     write_config(smoke_copy / "changed.yaml", config)
     out = snakemake(smoke_copy, "--configfile", "changed.yaml", "--dry-run").stdout
     jobs = planned_jobs(out)
-    assert {rule for rule, _ in jobs} == FIGURE_RULES
-    assert len(jobs) == 1 + len(MODELS)
+    # the report shows the config, so it is redrawn too
+    assert {rule for rule, _ in jobs} == FIGURE_RULES | {"report_html"}
+    assert len(jobs) == 2 + len(MODELS)
 
 
 def test_one_model_change_reruns_only_its_chain_and_figures(smoke_copy):
@@ -71,9 +111,13 @@ def test_one_model_change_reruns_only_its_chain_and_figures(smoke_copy):
             ("train", "attn2"),
             ("losses", "attn2"),
             ("heads", "attn2"),
+            ("phase", "attn2"),
             ("figures_model", "attn2"),
+            ("pca", ""),
+            ("claims", ""),
             ("figures_all_models", ""),
             ("manifest", ""),
+            ("report_html", ""),
         ]
     )
     assert (smoke_copy / "results/smoke/models/attn1/snapshots.h5").stat().st_mtime_ns == before
@@ -118,8 +162,9 @@ def test_corrupt_intermediate_fails_naming_it_and_rebuilds_once_deleted(smoke_co
     heads_file.write_bytes(bytes(data))
     proc = snakemake(smoke_copy, "--configfile", "configs/smoke.yaml", check=False)
     assert proc.returncode != 0
-    log = (smoke_copy / "results/smoke/logs/figures/attn1.log").read_text()
-    assert "heads.h5: dataset prefix_matching row 0 fails its checksum" in log
+    # whichever reader of the file runs first names it, the dataset and the row in its log
+    logs = "".join(p.read_text() for p in (smoke_copy / "results/smoke/logs").rglob("*.log"))
+    assert "attn1/heads.h5: dataset prefix_matching row 0 fails its checksum" in logs
     heads_file.unlink()
     snakemake(smoke_copy, "--configfile", "configs/smoke.yaml")
     with h5py.File(heads_file, "r") as f:
@@ -130,7 +175,7 @@ def test_manifest_lists_every_hdf5_output_with_its_integrity(smoke_results):
     rows = [line.split("\t") for line in (smoke_results / "manifest.tsv").read_text().splitlines()]
     header, rows = rows[0], rows[1:]
     assert header[:4] == ["file", "stage", "config_hash", "integrity"]
-    assert len(rows) == 2 + 3 * len(MODELS)
+    assert len(rows) == 3 + 4 * len(MODELS)  # tokens, evalset, pca; per model 4 files
     for row in rows:
         with h5py.File(smoke_results.parents[1] / row[0], "r") as f:
             assert row[1] == f.attrs["stage"] and row[3] == f.attrs["integrity"] and len(row[3]) == 16

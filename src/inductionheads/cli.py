@@ -62,11 +62,34 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--evalset", required=True)
         p.add_argument("--out", required=True)
 
+    p = stage("phase", "the phase-change window of one model")
+    p.add_argument("--losses", required=True)
+    p.add_argument("--out", required=True)
+
+    p = stage("pca", "joint PCA of the per-token-loss vectors of every model")
+    p.add_argument("--losses", nargs="+", required=True)
+    p.add_argument("--out", required=True)
+
+    p = stage("claims", "evaluate claims C1-C7 into a JSON file")
+    for kind in ("losses", "heads", "phase"):
+        p.add_argument(f"--{kind}", nargs="+", required=True, help="one file per model, in config order")
+    p.add_argument("--pca", required=True)
+    p.add_argument("--out", required=True)
+
     p = stage("figures", "draw figures into a directory as <name>.png")
     p.add_argument("names", nargs="+")
     p.add_argument("--out-dir", required=True)
-    for kind in ("snapshots", "losses", "heads"):
+    for kind in ("snapshots", "losses", "heads", "phase"):
         p.add_argument(f"--{kind}", nargs="+", default=[], help=f"{kind} files, one per model")
+    p.add_argument("--pca", nargs=1, default=[], help="the joint PCA file")
+
+    p = stage("report", "write the self-contained report.html (--settings: the whole config)")
+    p.add_argument("--claims", required=True)
+    p.add_argument("--figures", nargs="+", required=True)
+    p.add_argument("--heads", nargs="+", required=True)
+    p.add_argument("--benchmarks", required=True, help="directory of Snakemake benchmark files")
+    p.add_argument("--captions", help="directory of <figure>.rst captions")
+    p.add_argument("--out", required=True)
 
     p = stage("manifest", "list every HDF5 output with its provenance and integrity hash")
     p.add_argument("--inputs", nargs="+", required=True)
@@ -111,6 +134,22 @@ def _run(args: argparse.Namespace) -> None:
         from . import heads
 
         heads.run(args.snapshots, args.evalset, args.out, s["prev_token_contexts"], threads=args.threads)
+    elif args.stage == "phase":
+        from . import phase
+
+        phase.run(args.losses, args.out, s)
+    elif args.stage == "pca":
+        from . import pca
+
+        pca.run(args.losses, args.out, s["n_components"])
+    elif args.stage == "claims":
+        from . import claims
+
+        claims.run(s, args.losses, args.heads, args.phase, args.pca, args.out)
+    elif args.stage == "report":
+        from . import report
+
+        report.build(args.claims, args.figures, args.heads, s, args.benchmarks, args.out, args.captions)
     elif args.stage == "manifest":
         from . import h5io
 
@@ -118,7 +157,8 @@ def _run(args: argparse.Namespace) -> None:
     elif args.stage == "figures":
         from . import figures
 
-        inputs = {"snapshots": args.snapshots, "losses": args.losses, "heads": args.heads}
+        kinds = ("snapshots", "losses", "heads", "phase", "pca")
+        inputs = {kind: getattr(args, kind) for kind in kinds}
         figures.draw(args.names, inputs, args.out_dir, s)
 
 

@@ -1,12 +1,14 @@
-"""Seaborn figures of the paper's core plots, drawn from the stored HDF5 results only.
+"""Seaborn figures of the paper's plots, drawn from the stored HDF5 results only.
 
-Each figure is one function `name(inputs, settings) -> Figure`, where `inputs` are the result files
-it draws from (snapshot, loss or head files, one per model: `FIGURE_INPUT`); every figure names its
-models from the files themselves. `draw` renders a set of figures in one process.
+Each figure is one function `name(inputs, settings) -> Figure`, where `inputs` maps a result kind
+(snapshots, losses, heads, phase: one file per model, in config order; pca: one file) to its files;
+every figure names its models from the files themselves. `draw` renders a set of figures in one
+process. Phase-change windows are shaded wherever a model has one.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +21,11 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.colors import TwoSlopeNorm  # noqa: E402
 
-from . import h5io  # noqa: E402
+from . import h5io, pca, phase  # noqa: E402
 from .losses import dloss_dlog_index  # noqa: E402
+
+Inputs = dict[str, list[str]]
+WINDOW_COLOUR = "#f4a261"
 
 
 def _model_name(f) -> str:
@@ -36,10 +41,29 @@ def _smooth(y: np.ndarray, window: int) -> np.ndarray:
     return np.convolve(y, kernel, mode="valid")
 
 
-def training_loss(inputs: list[str], settings: dict[str, Any]) -> plt.Figure:
+def _shade_window(ax, window: dict | None, label: bool = False) -> None:
+    """Shade a phase change (a window that passed the thresholds); outline a window that did not."""
+    if window is None:
+        return
+    span = (window["start_tokens"], window["end_tokens"])
+    if window["has_phase_change"]:
+        ax.axvspan(*span, color=WINDOW_COLOUR, alpha=0.25, lw=0, label="phase change" if label else None)
+    else:
+        ax.axvspan(*span, fill=False, hatch="//", edgecolor="grey", alpha=0.4, lw=0)
+
+
+def _windows(inputs: Inputs) -> dict[str, dict | None]:
+    out = {}
+    for path in inputs.get("phase", []):
+        read = phase.read(path)
+        out[read["model"]] = read["window"]
+    return out
+
+
+def training_loss(inputs: Inputs, settings: dict[str, Any]) -> plt.Figure:
     """Training loss (moving average) over tokens seen, all models in one plot."""
     frames = []
-    for path in inputs:
+    for path in inputs["snapshots"]:
         with h5io.open_input(path, "train") as f:
             loss = h5io.read(f, "train_loss")
             per_step = int(f.attrs["tokens_per_step"])
@@ -56,50 +80,299 @@ def training_loss(inputs: list[str], settings: dict[str, Any]) -> plt.Figure:
     return fig
 
 
-def icl_score(inputs: list[str], settings: dict[str, Any]) -> plt.Figure:
-    """ICL score (loss at token late minus loss at token early) over training, ± 1 standard error."""
-    fig, ax = plt.subplots(figsize=(7, 4.2))
-    palette = sns.color_palette(n_colors=len(inputs))
-    for color, path in zip(palette, inputs, strict=True):
+@dataclass
+class Curves:
+    """What the analysis figures draw of one model."""
+
+    name: str
+    family: str
+    n_layers: int
+    tokens_seen: np.ndarray
+    icl: np.ndarray
+    icl_se: np.ndarray
+    mean_loss: np.ndarray  # [snapshot, context index]
+    early: int
+    late: int
+    window: dict | None
+    heads: dict[str, np.ndarray] | None = None  # score name -> [snapshot, layer, head]
+    train_loss: np.ndarray | None = None
+    tokens_per_step: int = 0
+
+
+def _curves(inputs: Inputs) -> list[Curves]:
+    """One Curves per losses file, with its phase, heads and snapshot files when they are given."""
+    windows = _windows(inputs)
+    out = []
+    for i, path in enumerate(inputs["losses"]):
         with h5io.open_input(path, "losses") as f:
-            x, y, se = (h5io.read(f, k) for k in ("tokens_seen", "icl_score", "icl_score_se"))
-            early, late = int(f.attrs["icl_early"]), int(f.attrs["icl_late"])
             name = _model_name(f)
-        ax.plot(x, y, color=color, label=name)
-        ax.fill_between(x, y - se, y + se, color=color, alpha=0.25, linewidth=0)
+            x, y, se, mean = (
+                h5io.read(f, k) for k in ("tokens_seen", "icl_score", "icl_score_se", "mean_loss")
+            )
+            early, late = int(f.attrs["icl_early"]), int(f.attrs["icl_late"])
+        c = Curves(name, "", 0, x, y, se, mean, early, late, windows.get(name))
+        if inputs.get("heads"):
+            with h5io.open_input(inputs["heads"][i], "heads") as f:
+                c.heads = {k: h5io.read(f, k) for k in f if k not in ("steps", "tokens_seen")}
+        if inputs.get("snapshots"):
+            with h5io.open_input(inputs["snapshots"][i], "train") as f:
+                spec = h5io.read_json_attr(f, "spec")
+                c.family, c.n_layers = spec["family"], spec["n_layers"]
+                c.train_loss, c.tokens_per_step = h5io.read(f, "train_loss"), int(f.attrs["tokens_per_step"])
+        out.append(c)
+    return out
+
+
+def _icl_panel(ax, c: Curves, color, label: str | None = None) -> None:
+    ax.plot(c.tokens_seen, c.icl, color=color, label=label)
+    ax.fill_between(c.tokens_seen, c.icl - c.icl_se, c.icl + c.icl_se, color=color, alpha=0.25, linewidth=0)
     ax.axhline(0, color="grey", lw=0.8)
+
+
+def icl_score(inputs: Inputs, settings: dict[str, Any]) -> plt.Figure:
+    """ICL score (loss at token late minus loss at token early) over training, ± 1 standard error."""
+    curves = _curves(inputs)
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for color, c in zip(sns.color_palette(n_colors=len(curves)), curves, strict=True):
+        _icl_panel(ax, c, color, c.name)
+    c = curves[0]
     ax.set_xlabel("tokens seen")
-    ax.set_ylabel(f"ICL score: L(token {late}) - L(token {early}) (nats)")
+    ax.set_ylabel(f"ICL score: L(token {c.late}) - L(token {c.early}) (nats)")
     ax.set_title("In-context learning score over training (band: ±1 s.e.)")
     ax.legend(title="model")
     return fig
 
 
-def _loss_heatmap(
-    path: str, title: str, label: str, by_index, cmap: str, centred: bool = False
-) -> plt.Figure:
+def icl_by_depth(inputs: Inputs, settings: dict[str, Any]) -> plt.Figure:
+    """ICL score of the attention-only models, by depth, phase changes shaded in each model's colour."""
+    curves = sorted((c for c in _curves(inputs) if c.family == "attention-only"), key=lambda c: c.n_layers)
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    palette = sns.color_palette("viridis", n_colors=max(len(curves), 1))
+    for color, c in zip(palette, curves, strict=True):
+        _icl_panel(ax, c, color, f"{c.name} ({c.n_layers} layer{'s' if c.n_layers > 1 else ''})")
+        if c.window and c.window["has_phase_change"]:
+            ax.axvspan(c.window["start_tokens"], c.window["end_tokens"], color=color, alpha=0.12, lw=0)
+    ax.set_xlabel("tokens seen")
+    ax.set_ylabel("ICL score (nats)")
+    ax.set_title("Attention-only models: ICL score by depth (shaded: each model's phase change)")
+    if curves:
+        ax.legend(title="model")
+    else:
+        ax.text(0.5, 0.5, "no attention-only models in this experiment", ha="center", transform=ax.transAxes)
+    return fig
+
+
+def smeared_vs_vanilla(inputs: Inputs, settings: dict[str, Any]) -> plt.Figure:
+    """2 x 2 grid: rows 1 and 2 layers, columns attention-only and smeared-key; ICL score with the
+    phase change shaded and the largest prefix-matching score on a second axis."""
+    curves = _curves(inputs)
+    fig, axes = plt.subplots(2, 2, figsize=(10, 6.5), sharex=True, sharey=True)
+    for row, layers in enumerate((1, 2)):
+        for col, family in enumerate(("attention-only", "smeared-key")):
+            ax = axes[row, col]
+            found = [c for c in curves if c.family == family and c.n_layers == layers]
+            ax.set_title(f"{family}, {layers} layer{'s' if layers > 1 else ''}")
+            if not found:
+                ax.text(0.5, 0.5, "no such model in this experiment", ha="center", transform=ax.transAxes)
+                continue
+            c = found[0]
+            _icl_panel(ax, c, "C0", f"{c.name}: ICL score")
+            _shade_window(ax, c.window, label=True)
+            if c.heads is not None:
+                twin = ax.twinx()
+                twin.plot(c.tokens_seen, c.heads["prefix_matching"].max(axis=(1, 2)), color="C3", lw=1)
+                twin.set_ylim(0, 1)
+                twin.set_ylabel("max prefix matching", color="C3")
+            ax.legend(loc="lower left", fontsize="small")
+    for ax in axes[1]:
+        ax.set_xlabel("tokens seen")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("ICL score (nats)")
+    fig.suptitle("Smeared keys vs vanilla attention")
+    return fig
+
+
+def head_classes(scores: dict[str, np.ndarray], settings: dict[str, Any]) -> np.ndarray:
+    """[layer, head] labels at the last snapshot: induction (prefix matching and copying above their
+    thresholds), previous-token, or other."""
+    pm, cp, prev = (scores[k][-1] for k in ("prefix_matching", "copying", "previous_token"))
+    induction = (pm >= settings["induction_prefix_matching"]) & (cp >= settings["induction_copying"])
+    return np.where(
+        induction, "induction", np.where(prev >= settings["previous_token"], "previous-token", "other")
+    )
+
+
+def copying_vs_prefix_matching(inputs: Inputs, settings: dict[str, Any]) -> plt.Figure:
+    """Every head of every model at its last snapshot: copying against prefix matching, induction
+    heads (both scores above their thresholds, the dashed lines) marked."""
+    rows = []
+    for c in _curves(inputs):
+        classes = head_classes(c.heads, settings)
+        pm, cp = c.heads["prefix_matching"][-1], c.heads["copying"][-1]
+        for layer, head in np.ndindex(pm.shape):
+            rows.append(
+                {
+                    "prefix matching": pm[layer, head],
+                    "copying": cp[layer, head],
+                    "model": c.name,
+                    "head": "induction" if classes[layer, head] == "induction" else "other",
+                }
+            )
+    frame = pd.DataFrame(rows)
+    fig, ax = plt.subplots(figsize=(7, 5))
+    sns.scatterplot(
+        data=frame,
+        x="prefix matching",
+        y="copying",
+        hue="model",
+        style="head",
+        markers={"induction": "*", "other": "o"},
+        s=90,
+        ax=ax,
+    )
+    ax.axvline(settings["induction_prefix_matching"], color="grey", ls="--", lw=0.8)
+    ax.axhline(settings["induction_copying"], color="grey", ls="--", lw=0.8)
+    ax.set_xlim(-0.02, 1)
+    ax.set_title("Heads at the last snapshot: copying vs prefix matching")
+    return fig
+
+
+def pca_trajectories(inputs: Inputs, settings: dict[str, Any]) -> plt.Figure:
+    """Each model's path through the joint PC1-PC2 plane of per-token-loss vectors; the part inside
+    its phase-change window drawn thick, the first snapshot marked with a circle."""
+    (path,) = inputs["pca"]
+    projected = pca.read(path)
+    explained = projected.pop(None)["explained"]
+    windows = _windows(inputs)
+    fig, ax = plt.subplots(figsize=(7, 5.5))
+    for color, (name, p) in zip(sns.color_palette(n_colors=len(projected)), projected.items(), strict=True):
+        xy = p["scores"][:, :2]
+        ax.plot(*xy.T, color=color, lw=1, marker=".", ms=3, label=name)
+        ax.plot(*xy[0], "o", color=color, mfc="none")
+        w = windows.get(name)
+        if w and w["has_phase_change"]:
+            ax.plot(*xy[w["start"] : w["end"] + 1].T, color=color, lw=4, alpha=0.6, solid_capstyle="round")
+    ax.set_xlabel(f"PC1 ({100 * explained[0]:.0f}% of variance)")
+    ax.set_ylabel(f"PC2 ({100 * explained[1]:.0f}% of variance)")
+    ax.set_title("Per-token-loss PCA over training (thick: phase-change window)")
+    ax.legend(title="model")
+    return fig
+
+
+def _heatmap(ax, fig, x, index, values, cmap, label, centred=False):
+    bound = max(float(np.abs(values).max()), 1e-6)
+    norm = TwoSlopeNorm(0, -bound, bound) if centred else None
+    mesh = ax.pcolormesh(x, index, values.T, shading="nearest", cmap=cmap, norm=norm)
+    ax.set_yscale("log")
+    fig.colorbar(mesh, ax=ax, label=label)
+
+
+def _head_lines(ax, x, scores, ylabel):
+    """One line per head, coloured by layer (viridis, first layer dark); NaN layers are skipped."""
+    S, L, H = scores.shape
+    colours = sns.color_palette("viridis", n_colors=L)
+    for layer in range(L):
+        for h in range(H):
+            if not np.isnan(scores[:, layer, h]).all():
+                ax.plot(
+                    x,
+                    scores[:, layer, h],
+                    color=colours[layer],
+                    lw=1,
+                    label=f"layer {layer + 1}" if h == 0 else None,
+                )
+    ax.set_ylabel(ylabel)
+
+
+def model_analysis_table(inputs: Inputs, settings: dict[str, Any]) -> plt.Figure:
+    """The paper's Model Analysis Table: one column per model, one row per measurement over training,
+    phase-change windows shaded."""
+    curves = _curves(inputs)
+    projected = pca.read(inputs["pca"][0])
+    projected.pop(None)
+    rows = [
+        "PCA of per-token losses",
+        "loss over training",
+        "loss by context index",
+        "dLoss / d ln(i)",
+        "ICL score",
+        "prefix matching per head",
+        "QK trace per head",
+    ]
+    n = len(curves)
+    fig, axes = plt.subplots(len(rows), n, figsize=(3.6 * n + 1, 2.5 * len(rows)), squeeze=False)
+    for col, c in enumerate(curves):
+        column = axes[:, col]
+        column[0].set_title(f"{c.name}\n{c.family}, {c.n_layers} layer{'s' if c.n_layers > 1 else ''}")
+        # PCA: this model over the others (grey)
+        for other, p in projected.items():
+            if other != c.name:
+                column[0].plot(*p["scores"][:, :2].T, color="lightgrey", lw=0.8)
+        xy = projected[c.name]["scores"][:, :2]
+        column[0].plot(*xy.T, color="C0", lw=1.2)
+        if c.window and c.window["has_phase_change"]:
+            column[0].plot(*xy[c.window["start"] : c.window["end"] + 1].T, color=WINDOW_COLOUR, lw=4)
+        column[0].set_xlabel("PC1")
+        column[0].set_ylabel("PC2")
+        # training loss
+        w = settings["smoothing_window"]
+        y = _smooth(c.train_loss, w)
+        column[1].plot((np.arange(len(y)) + min(w, len(c.train_loss))) * c.tokens_per_step, y, color="C0")
+        column[1].set_ylabel("training loss")
+        index = np.arange(1, c.mean_loss.shape[1] + 1)
+        _heatmap(column[2], fig, c.tokens_seen, index, c.mean_loss, "viridis", "nats")
+        column[2].set_ylabel("context index")
+        centres, dloss = dloss_dlog_index(c.mean_loss)
+        _heatmap(column[3], fig, c.tokens_seen, centres, dloss, "RdBu_r", "nats", centred=True)
+        column[3].set_ylabel("context index")
+        _icl_panel(column[4], c, "C0")
+        column[4].set_ylabel("ICL score (nats)")
+        _head_lines(column[5], c.tokens_seen, c.heads["prefix_matching"], "prefix matching")
+        column[5].set_ylim(0, 1)
+        if c.n_layers > 1:
+            _head_lines(column[6], c.tokens_seen, c.heads["qk_trace"], "QK trace")
+            column[6].set_ylim(-1, 1)
+            column[6].legend(fontsize="x-small")
+        else:
+            column[6].text(0.5, 0.5, "1 layer: no K-composition", ha="center", transform=column[6].transAxes)
+            column[6].set_yticks([])
+        for ax in column[1:]:
+            _shade_window(ax, c.window)
+            ax.set_xlim(c.tokens_seen[0], c.tokens_seen[-1])
+        column[-1].set_xlabel("tokens seen")
+    for ax, label in zip(axes[:, 0], rows, strict=True):
+        ax.annotate(
+            label,
+            (-0.42, 0.5),
+            xycoords="axes fraction",
+            rotation=90,
+            va="center",
+            ha="center",
+            fontweight="bold",
+        )
+    fig.suptitle("Model Analysis Table (shaded: phase-change window)")
+    return fig
+
+
+def _loss_heatmap(inputs: Inputs, title: str, label: str, by_index, cmap: str, centred=False) -> plt.Figure:
     """Heatmap over tokens seen and context index (log scale) of `by_index(mean_loss)`, which returns
     (context indices, values [snapshot, index]); `centred` puts zero at the middle of a diverging map."""
+    (path,) = inputs["losses"]
     with h5io.open_input(path, "losses") as f:
         mean, x, name = h5io.read(f, "mean_loss"), h5io.read(f, "tokens_seen"), _model_name(f)
     index, values = by_index(mean)
-    bound = max(float(np.abs(values).max()), 1e-6)
-    norm = TwoSlopeNorm(0, -bound, bound) if centred else None
     fig, ax = plt.subplots(figsize=(7, 4.2))
-    mesh = ax.pcolormesh(x, index, values.T, shading="nearest", cmap=cmap, norm=norm)
-    ax.set_yscale("log")
+    _heatmap(ax, fig, x, index, values, cmap, label, centred)
     ax.set_xlabel("tokens seen")
     ax.set_ylabel("context index i")
-    fig.colorbar(mesh, ax=ax, label=label)
     ax.set_title(f"{name}: {title}")
     return fig
 
 
-def loss_heatmap(inputs: list[str], settings: dict[str, Any]) -> plt.Figure:
+def loss_heatmap(inputs: Inputs, settings: dict[str, Any]) -> plt.Figure:
     """Loss of token i (mean over held-out examples) by snapshot and context index."""
-    (path,) = inputs
     return _loss_heatmap(
-        path,
+        inputs,
         "per-token loss by context index",
         "loss (nats)",
         lambda mean: (np.arange(1, mean.shape[1] + 1), mean),
@@ -107,11 +380,10 @@ def loss_heatmap(inputs: list[str], settings: dict[str, Any]) -> plt.Figure:
     )
 
 
-def dloss_heatmap(inputs: list[str], settings: dict[str, Any]) -> plt.Figure:
+def dloss_heatmap(inputs: Inputs, settings: dict[str, Any]) -> plt.Figure:
     """dLoss/d ln(i): how much each doubling of context lowers the loss, by snapshot."""
-    (path,) = inputs
     return _loss_heatmap(
-        path,
+        inputs,
         "derivative of loss by log context index",
         "dLoss / d ln(i) (nats)",
         dloss_dlog_index,
@@ -120,52 +392,39 @@ def dloss_heatmap(inputs: list[str], settings: dict[str, Any]) -> plt.Figure:
     )
 
 
-def prefix_matching(inputs: list[str], settings: dict[str, Any]) -> plt.Figure:
+def prefix_matching(inputs: Inputs, settings: dict[str, Any]) -> plt.Figure:
     """Prefix-matching score of every head over training, coloured by layer."""
-    (path,) = inputs
+    (path,) = inputs["heads"]
     with h5io.open_input(path, "heads") as f:
         scores, x = h5io.read(f, "prefix_matching"), h5io.read(f, "tokens_seen")
         name = _model_name(f)
-    S, L, H = scores.shape
-    frame = pd.DataFrame(
-        {
-            "tokens seen": np.repeat(x, L * H),
-            "prefix matching": scores.reshape(-1),
-            "layer": np.tile(np.repeat(np.arange(1, L + 1), H), S),
-            "head": np.tile([f"{lay}.{h}" for lay in range(1, L + 1) for h in range(H)], S),
-        }
-    )
     fig, ax = plt.subplots(figsize=(7, 4.2))
-    sns.lineplot(
-        data=frame,
-        x="tokens seen",
-        y="prefix matching",
-        hue="layer",
-        units="head",
-        estimator=None,
-        palette="viridis",
-        ax=ax,
-        legend="full",
-    )
+    _head_lines(ax, x, scores, "prefix matching")
     ax.set_ylim(0, 1)
-    ax.set_title(f"{name}: prefix-matching score of each head (one line per head)")
+    ax.set_xlabel("tokens seen")
+    ax.legend(title="one line per head")
+    ax.set_title(f"{name}: prefix-matching score of each head")
     return fig
 
 
-FIGURES = {f.__name__: f for f in (training_loss, icl_score, loss_heatmap, dloss_heatmap, prefix_matching)}
-# the result kind each figure reads, one file per model
-FIGURE_INPUT = {
-    "training_loss": "snapshots",
-    "icl_score": "losses",
-    "loss_heatmap": "losses",
-    "dloss_heatmap": "losses",
-    "prefix_matching": "heads",
+FIGURES = {
+    f.__name__: f
+    for f in (
+        training_loss,
+        icl_score,
+        loss_heatmap,
+        dloss_heatmap,
+        prefix_matching,
+        icl_by_depth,
+        smeared_vs_vanilla,
+        copying_vs_prefix_matching,
+        pca_trajectories,
+        model_analysis_table,
+    )
 }
 
 
-def draw(
-    names: list[str], inputs: dict[str, list[str]], out_dir: str | Path, settings: dict[str, Any]
-) -> None:
+def draw(names: list[str], inputs: Inputs, out_dir: str | Path, settings: dict[str, Any]) -> None:
     """Render `names` into `out_dir`/<name>.png; `inputs` maps a result kind to its files."""
     unknown = sorted(set(names) - set(FIGURES))
     if unknown:
@@ -174,7 +433,7 @@ def draw(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     for name in names:
-        fig = FIGURES[name](inputs[FIGURE_INPUT[name]], settings)
+        fig = FIGURES[name](inputs, settings)
         fig.tight_layout()
         tmp = out_dir / f"{name}.tmp.png"
         fig.savefig(tmp, dpi=settings["dpi"])

@@ -1,5 +1,12 @@
 """Head scores at every snapshot (methods.md §5): prefix matching and copying on repeated random
-tokens, previous-token attention on held-out text. All arrays are [snapshot, layer, head]."""
+tokens, previous-token attention on held-out text, and two weight-based companions (the OV-circuit
+eigenvalue copying score and the QK-trace prefix-matching score). All arrays are [snapshot, layer, head].
+
+The weight-based scores read the circuits from token to token with every LayerNorm's centring and
+weight folded in and its scale left out: a positive scale per position multiplies a circuit matrix,
+and both scores are ratios of its eigenvalues, so the scale cannot change them. Positions and biases
+are left out, as in the Framework.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +17,7 @@ import numpy as np
 import torch
 
 from . import h5io
-from .model import Transformer
+from .model import Cache, Transformer
 from .snapshots import SnapshotReader
 
 STAGE = "heads"
@@ -92,6 +99,63 @@ def copying(
     return torch.stack(scores).mean(0)
 
 
+def eigenvalue_ratio(left: torch.Tensor, right: torch.Tensor) -> float:
+    """sum(Re lambda) / sum(|lambda|) of the [n, n] matrix left @ right, from the eigenvalues of the
+    small right @ left (the same non-zero eigenvalues; left is [n, k] with k << n)."""
+    lam = torch.linalg.eigvals((right @ left).double())
+    total = lam.abs().sum()
+    return float(lam.real.sum() / total) if total > 0 else 0.0
+
+
+def _centred(x: torch.Tensor) -> torch.Tensor:
+    return x - x.mean(-1, keepdim=True)
+
+
+@torch.no_grad()
+def ov_copying(model: Transformer) -> np.ndarray:
+    """OV-circuit copying score [layer, head]: sum(lambda) / sum(|lambda|) of the token-to-token
+    matrix W_E W_V^h W_O^h W_U (row-vector convention; the paper's W_U W_OV W_E). 1 for a head whose
+    output raises the logit of the token it attends to, -1 for one that lowers it."""
+    E = _centred(model.W_E)
+    U = model.ln_final.weight[:, None] * model.W_U
+    U = U - U.mean(0, keepdim=True)  # the final LayerNorm's centring, as an operator on the output
+    out = np.zeros((model.n_layers, model.n_heads))
+    for layer, block in enumerate(model.blocks):
+        attn = block.attn
+        x = E * block.ln1.weight
+        for h in range(model.n_heads):
+            out[layer, h] = eigenvalue_ratio(x @ attn.W_V[h], attn.W_O[h] @ U)
+    return out
+
+
+@torch.no_grad()
+def qk_trace(model: Transformer, previous_token_scores: np.ndarray) -> np.ndarray:
+    """Prefix matching read from the weights [layer, head], NaN in layer 1 (methods.md §5).
+
+    For a head in layer l >= 2, the K-composition term of its QK circuit: queries from the token
+    embedding, keys from what earlier heads write into the key position, each earlier head weighted by
+    its previous-token score (so the key side carries the previous token). Its token-by-token matrix
+    M[a, b] is large on the diagonal when a query token a attends to positions whose previous token is
+    a, which is what induction heads do; the score is trace(M) / sum(|lambda(M)|) in -1..1.
+    """
+    E = _centred(model.W_E)
+    out = np.full((model.n_layers, model.n_heads), np.nan)
+    written = []  # per earlier layer: what each head writes, [H, vocab, d_model], from embedded tokens
+    for layer, block in enumerate(model.blocks):
+        attn = block.attn
+        x = E * block.ln1.weight
+        if layer > 0:
+            weights = torch.as_tensor(previous_token_scores[:layer], dtype=E.dtype)  # [layer, H]
+            key_source = torch.einsum("lh,lhvd->vd", weights, torch.stack(written))
+            key_in = _centred(key_source) * block.ln1.weight
+            for h in range(model.n_heads):
+                queries = x @ attn.W_Q[h]  # [vocab, d_head]
+                keys = key_in @ attn.W_K[h]
+                out[layer, h] = eigenvalue_ratio(queries, keys.T)
+        written.append(torch.einsum("vd,hde,hef->hvf", x, attn.W_V, attn.W_O))
+    return out
+
+
 @torch.no_grad()
 def score_snapshot(
     model: Transformer,
@@ -101,9 +165,8 @@ def score_snapshot(
     n_repeats: int,
 ) -> dict[str, np.ndarray]:
     """All head scores of one model: each [layer, head]."""
-    cache: list[dict] = []
+    cache, prev_cache = Cache(), Cache()
     model(repeated, cache=cache)
-    prev_cache: list[dict] = []
     model(prev_contexts, cache=prev_cache)
     W_logit = direct_logit_matrix(model)
     _, queries = prefix_matching_targets(repeat_length, n_repeats)
@@ -113,7 +176,7 @@ def score_snapshot(
         "copying_with_bos": [],
         "previous_token": [],
     }
-    for block, layer, prev in zip(model.blocks, cache, prev_cache, strict=True):
+    for block, layer, prev in zip(model.blocks, cache.layers, prev_cache.layers, strict=True):
         attn = block.attn
         pattern = layer["pattern"]
         out["prefix_matching"].append(prefix_matching(pattern, repeat_length, n_repeats))
@@ -121,7 +184,10 @@ def score_snapshot(
         out["copying"].append(copying(*args, include_bos=False))
         out["copying_with_bos"].append(copying(*args, include_bos=True))
         out["previous_token"].append(previous_token(prev["pattern"]))
-    return {k: torch.stack(v).numpy() for k, v in out.items()}
+    scores = {k: torch.stack(v).numpy() for k, v in out.items()}
+    scores["ov_copying"] = ov_copying(model)
+    scores["qk_trace"] = qk_trace(model, scores["previous_token"])
+    return scores
 
 
 def run(

@@ -1,22 +1,42 @@
 """Small transformers of the paper, with per-head weights named as in the Framework / TransformerLens.
 
-Residual stream x_0 = W_E[tokens]; per layer x += Attn(LN(x)); logits = LN(x) @ W_U + b_U.
-Positions are Shortformer-style: a fixed sinusoid added to the inputs of the query and key
-projections only, never to the residual stream or the values (methods.md §2).
+Residual stream x_0 = W_E[tokens]; per layer x += Attn(LN(x)) (and x += MLP(LN(x)) in the with-MLP
+family); logits = LN(x) @ W_U + b_U. Positions are Shortformer-style: a fixed sinusoid added to the
+inputs of the query and key projections only, never to the residual stream or the values (methods.md §2).
 
-Per-head weights: W_Q, W_K, W_V [n_heads, d_model, d_head], W_O [n_heads, d_head, d_model].
+Families: attention-only; with-mlp (d_mlp = 4 d_model, GELU); smeared-key (attention-only, each head's
+key k_j <- sigmoid(alpha_h) k_j + (1 - sigmoid(alpha_h)) k_{j-1} for j >= 1).
+
+Per-head weights: W_Q, W_K, W_V [n_heads, d_model, d_head], W_O [n_heads, d_head, d_model]; MLP
+weights W_in [d_model, d_mlp], W_out [d_mlp, d_model].
+
+Hooks for measurements and ablations: `cache` records per layer the attention pattern, the values,
+the head input and the LayerNorm scales; `head_mask` [batch, layer, head] scales each head's output
+(0 ablates it); `frozen` replays a clean run's patterns and LayerNorm scales (pattern-preserving
+ablation).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-FAMILIES = ("attention-only",)
+FAMILIES = ("attention-only", "with-mlp", "smeared-key")
+
+
+@dataclass
+class Cache:
+    """Activations of one forward pass: `layers[l]` holds `pattern` [B, H, query, key], `v`
+    [B, H, T, d_head], `attn_in` (the heads' LayerNormed input) [B, T, D] and the LayerNorm scales
+    `ln1_scale` (and `ln2_scale`) [B, T, 1]; `ln_final_scale` is the final LayerNorm's."""
+
+    layers: list[dict[str, torch.Tensor]] = field(default_factory=list)
+    ln_final_scale: torch.Tensor | None = None
 
 
 def sinusoidal_positions(n_ctx: int, d_model: int) -> torch.Tensor:
@@ -28,8 +48,19 @@ def sinusoidal_positions(n_ctx: int, d_model: int) -> torch.Tensor:
     return pe
 
 
+def layer_norm(
+    x: torch.Tensor, ln: nn.LayerNorm, scale: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """LayerNorm with its scale (the per-position standard deviation) exposed, so an ablation can
+    freeze it; with `scale` given, that scale is used instead of x's own. Returns (output, scale)."""
+    centred = x - x.mean(-1, keepdim=True)
+    if scale is None:
+        scale = (centred.pow(2).mean(-1, keepdim=True) + ln.eps).sqrt()
+    return centred / scale * ln.weight + ln.bias, scale
+
+
 class Attention(nn.Module):
-    def __init__(self, d_model: int, n_heads: int):
+    def __init__(self, d_model: int, n_heads: int, smeared_key: bool = False):
         super().__init__()
         d_head = d_model // n_heads
         self.n_heads, self.d_head = n_heads, d_head
@@ -45,6 +76,8 @@ class Attention(nn.Module):
         self.register_buffer("b_K", torch.zeros(n_heads, d_head))
         self.b_V = nn.Parameter(torch.zeros(n_heads, d_head))
         self.b_O = nn.Parameter(torch.zeros(d_model))
+        # smeared key: one mixing logit per head; 0 (an equal mix) since the paper states none
+        self.alpha_smear = nn.Parameter(torch.zeros(n_heads)) if smeared_key else None
 
     def _project(self, x: torch.Tensor, W: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         # one [d_model, n_heads*d_head] matmul instead of a per-head einsum: faster on CPU
@@ -52,38 +85,94 @@ class Attention(nn.Module):
         out = x @ W.permute(1, 0, 2).reshape(D, -1) + b.reshape(-1)
         return out.view(B, T, self.n_heads, self.d_head).transpose(1, 2)  # [B, H, T, d_head]
 
-    def forward(self, x: torch.Tensor, pos: torch.Tensor, cache: dict | None = None) -> torch.Tensor:
-        """x: LayerNormed residual [B, T, D]; pos: position vectors [T, D] for queries and keys."""
-        qk_in = x + pos
-        q = self._project(qk_in, self.W_Q, self.b_Q)
-        k = self._project(qk_in, self.W_K, self.b_K)
+    def smear(self, k: torch.Tensor) -> torch.Tensor:
+        """k_j <- s k_j + (1 - s) k_{j-1} for j >= 1, s = sigmoid(alpha_h); k_0 unchanged. k: [B, H, T, E]."""
+        s = torch.sigmoid(self.alpha_smear)[:, None, None]
+        previous = torch.cat([k[..., :1, :], k[..., :-1, :]], dim=-2)  # k_0 mixes with itself
+        return s * k + (1 - s) * previous
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        pos: torch.Tensor,
+        cache: dict | None = None,
+        head_mask: torch.Tensor | None = None,
+        frozen_pattern: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """x: LayerNormed residual [B, T, D]; pos: position vectors [T, D] for queries and keys;
+        head_mask [B, H] scales each head's output; frozen_pattern [B, H, T, T] replaces the pattern."""
         v = self._project(x, self.W_V, self.b_V)
-        if cache is None:
-            z = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        if frozen_pattern is not None:
+            pattern = frozen_pattern
         else:
-            T = x.shape[1]
-            scores = q @ k.transpose(-1, -2) / math.sqrt(self.d_head)
-            mask = torch.ones(T, T, dtype=torch.bool, device=x.device).triu(1)
-            pattern = scores.masked_fill(mask, float("-inf")).softmax(-1)  # [B, H, query, key]
+            qk_in = x + pos
+            q = self._project(qk_in, self.W_Q, self.b_Q)
+            k = self._project(qk_in, self.W_K, self.b_K)
+            if self.alpha_smear is not None:
+                k = self.smear(k)
+            pattern = None
+            if cache is None:
+                z = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+            else:
+                T = x.shape[1]
+                scores = q @ k.transpose(-1, -2) / math.sqrt(self.d_head)
+                mask = torch.ones(T, T, dtype=torch.bool, device=x.device).triu(1)
+                pattern = scores.masked_fill(mask, float("-inf")).softmax(-1)  # [B, H, query, key]
+        if pattern is not None:
             z = pattern @ v
+        if cache is not None:
             cache["pattern"] = pattern
             cache["v"] = v
+        if head_mask is not None:
+            z = z * head_mask[:, :, None, None]
         B, H, T, E = z.shape
         W_O = self.W_O.reshape(H * E, -1)
         return z.transpose(1, 2).reshape(B, T, H * E) @ W_O + self.b_O
 
 
+class MLP(nn.Module):
+    def __init__(self, d_model: int, d_mlp: int):
+        super().__init__()
+        self.W_in = nn.Parameter(torch.randn(d_model, d_mlp) / math.sqrt(d_model))
+        self.b_in = nn.Parameter(torch.zeros(d_mlp))
+        self.W_out = nn.Parameter(torch.randn(d_mlp, d_model) / math.sqrt(d_mlp))
+        self.b_out = nn.Parameter(torch.zeros(d_model))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.gelu(x @ self.W_in + self.b_in) @ self.W_out + self.b_out
+
+
 class Block(nn.Module):
     def __init__(self, spec: dict[str, Any]):
         super().__init__()
-        self.ln1 = nn.LayerNorm(spec["d_model"])
-        self.attn = Attention(spec["d_model"], spec["n_heads"])
+        d = spec["d_model"]
+        self.ln1 = nn.LayerNorm(d)
+        self.attn = Attention(d, spec["n_heads"], smeared_key=spec["family"] == "smeared-key")
+        if spec["family"] == "with-mlp":
+            self.ln2 = nn.LayerNorm(d)
+            self.mlp = MLP(d, 4 * d)
+        else:
+            self.ln2 = self.mlp = None
 
-    def forward(self, x, pos, cache=None):
-        normed = self.ln1(x)
+    def forward(self, x, pos, cache=None, head_mask=None, frozen=None):
+        hooked = cache is not None or frozen is not None
+        if hooked:
+            normed, scale = layer_norm(x, self.ln1, frozen["ln1_scale"] if frozen else None)
+        else:
+            normed = self.ln1(x)
         if cache is not None:
-            cache["attn_in"] = normed
-        return x + self.attn(normed, pos, cache)
+            cache["attn_in"], cache["ln1_scale"] = normed, scale
+        pattern = frozen["pattern"] if frozen else None
+        x = x + self.attn(normed, pos, cache, head_mask, pattern)
+        if self.mlp is not None:
+            if hooked:
+                normed, scale = layer_norm(x, self.ln2, frozen["ln2_scale"] if frozen else None)
+                if cache is not None:
+                    cache["ln2_scale"] = scale
+            else:
+                normed = self.ln2(x)
+            x = x + self.mlp(normed)
+        return x
 
 
 class Transformer(nn.Module):
@@ -106,21 +195,42 @@ class Transformer(nn.Module):
     def n_layers(self) -> int:
         return len(self.blocks)
 
-    def forward(self, tokens: torch.Tensor, cache: list[dict] | None = None) -> torch.Tensor:
-        """Logits [B, T, vocab]. With `cache` (an empty list), one dict per layer is appended with the
-        attention pattern [B, H, query, key], the values and the head input (LayerNormed residual)."""
+    @property
+    def n_heads(self) -> int:
+        return self.blocks[0].attn.n_heads
+
+    def forward(
+        self,
+        tokens: torch.Tensor,
+        cache: Cache | None = None,
+        head_mask: torch.Tensor | None = None,
+        frozen: Cache | None = None,
+    ) -> torch.Tensor:
+        """Logits [B, T, vocab].
+
+        cache: an empty Cache, filled with this pass's activations. head_mask [B, n_layers, n_heads]:
+        multiplies each head's output (its result vector before W_O's sum over heads). frozen: the
+        Cache of a clean pass on the same tokens, whose attention patterns and LayerNorm scales are
+        used instead of this pass's own.
+        """
         T = tokens.shape[1]
         if T > self.pos.shape[0]:
             raise ValueError(f"context of {T} tokens exceeds the model's context_length {self.pos.shape[0]}")
         x = self.W_E[tokens]
         pos = self.pos[:T]
-        for block in self.blocks:
+        for layer, block in enumerate(self.blocks):
             layer_cache = None
             if cache is not None:
                 layer_cache = {}
-                cache.append(layer_cache)
-            x = block(x, pos, layer_cache)
-        return self.ln_final(x) @ self.W_U + self.b_U
+                cache.layers.append(layer_cache)
+            mask = head_mask[:, layer] if head_mask is not None else None
+            x = block(x, pos, layer_cache, mask, frozen.layers[layer] if frozen else None)
+        if cache is None and frozen is None:
+            return self.ln_final(x) @ self.W_U + self.b_U
+        normed, scale = layer_norm(x, self.ln_final, frozen.ln_final_scale if frozen else None)
+        if cache is not None:
+            cache.ln_final_scale = scale
+        return normed @ self.W_U + self.b_U
 
 
 def per_token_losses(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:

@@ -38,6 +38,11 @@ PARAM_AXES = {
     "W_E": ("vocab", "d_model"),
     "W_U": ("d_model", "vocab"),
     "b_U": ("vocab",),
+    "alpha_smear": ("head",),
+    "W_in": ("d_model", "d_mlp"),
+    "b_in": ("d_mlp",),
+    "W_out": ("d_mlp", "d_model"),
+    "b_out": ("d_model",),
     "weight": ("d_model",),
     "bias": ("d_model",),
 }

@@ -82,6 +82,34 @@ EVALSET_SETTINGS = settings(
     }
 )
 
+PHASE_KEYS = (
+    "icl_smoothing",
+    "window_slope_fraction",
+    "min_icl_drop",
+    "window_fraction",
+    "max_window_span",
+)
+PHASE_SETTINGS = {k: config["analysis"][k] for k in PHASE_KEYS}
+# claims read each model's family and depth, and every threshold (the phase ones apply upstream)
+CLAIMS_SETTINGS = {
+    # a list, in config order like the file lists (settings() sorts mapping keys)
+    "models": [
+        {k: model_spec(config, name)[k] for k in ("name", "family", "n_layers")}
+        for name in MODELS
+    ],
+    "thresholds": {
+        k: v
+        for k, v in config["analysis"].items()
+        if k
+        not in (
+            "icl_smoothing",
+            "window_slope_fraction",
+            "max_window_span",
+            "n_components",
+        )
+    },
+}
+
 # Content hashes of the modules each stage runs: Snakemake's code trigger never sees them.
 CODE = {
     "corpus": code_digest("corpus", "h5io"),
@@ -89,12 +117,32 @@ CODE = {
     "train": code_digest("train", "model", "snapshots", "h5io"),
     "losses": code_digest("losses", "model", "snapshots", "h5io"),
     "heads": code_digest("heads", "model", "snapshots", "h5io"),
-    "figures": code_digest("figures", "losses", "h5io"),
+    "phase": code_digest("phase", "h5io"),
+    "pca": code_digest("pca", "h5io"),
+    "claims": code_digest("claims", "pca", "phase", "h5io"),
+    "figures": code_digest("figures", "losses", "pca", "phase", "h5io"),
     "manifest": code_digest("h5io"),
+    "report": code_digest("report", "h5io"),
 }
 
 PER_MODEL_FIGURES = ["loss_heatmap", "dloss_heatmap", "prefix_matching"]
-ALL_MODEL_FIGURES = ["training_loss", "icl_score"]
+ALL_MODEL_FIGURES = [
+    "model_analysis_table",
+    "training_loss",
+    "icl_score",
+    "icl_by_depth",
+    "smeared_vs_vanilla",
+    "copying_vs_prefix_matching",
+    "pca_trajectories",
+]
+# figures draw with the figure settings and the head-class thresholds (copying vs prefix matching)
+FIGURE_SETTINGS = {
+    **config["figures"],
+    **{
+        k: config["analysis"][k]
+        for k in ("induction_prefix_matching", "induction_copying", "previous_token")
+    },
+}
 
 
 def model_files(kind):
@@ -110,9 +158,17 @@ def figure_output(name, subcategory):
     )
 
 
-def all_outputs():
-    out = [f"{RESULTS}/manifest.tsv"]
-    out += [f"{RESULTS}/figures/all_models/{name}.png" for name in ALL_MODEL_FIGURES]
+def all_figures():
+    out = [f"{RESULTS}/figures/all_models/{name}.png" for name in ALL_MODEL_FIGURES]
     for model in MODELS:
         out += [f"{RESULTS}/figures/{model}/{name}.png" for name in PER_MODEL_FIGURES]
     return out
+
+
+def all_outputs():
+    return [
+        f"{RESULTS}/manifest.tsv",
+        f"{RESULTS}/claims.json",
+        f"{RESULTS}/report.html",
+        *all_figures(),
+    ]

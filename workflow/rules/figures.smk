@@ -6,6 +6,9 @@ rule figures_all_models:
     input:
         snapshots=model_files("snapshots"),
         losses=model_files("losses"),
+        heads=model_files("heads"),
+        phase=model_files("phase"),
+        pca=rules.pca.output[0],
     output:
         **{name: figure_output(name, "all_models") for name in ALL_MODEL_FIGURES},
     log:
@@ -16,13 +19,14 @@ rule figures_all_models:
         "../../envs/inductionheads.yaml"
     threads: 1
     params:
-        settings=settings(config["figures"]),
+        settings=settings(FIGURE_SETTINGS),
         code=CODE["figures"],
         out_dir=lambda wildcards, output: Path(output[0]).parent,
         names=" ".join(ALL_MODEL_FIGURES),
     shell:
         "python -m inductionheads figures {params.names} --settings {params.settings:q}"
-        " --snapshots {input.snapshots} --losses {input.losses} --out-dir {params.out_dir} --log {log}"
+        " --snapshots {input.snapshots} --losses {input.losses} --heads {input.heads}"
+        " --phase {input.phase} --pca {input.pca} --out-dir {params.out_dir} --log {log}"
 
 
 rule figures_model:
@@ -39,7 +43,7 @@ rule figures_model:
         "../../envs/inductionheads.yaml"
     threads: 1
     params:
-        settings=settings(config["figures"]),
+        settings=settings(FIGURE_SETTINGS),
         code=CODE["figures"],
         out_dir=lambda wildcards, output: Path(output[0]).parent,
         names=" ".join(PER_MODEL_FIGURES),

@@ -40,29 +40,3 @@ rule heads:
     shell:
         "python -m inductionheads heads --settings {params.settings:q} --threads {threads}"
         " --snapshots {input.snapshots} --evalset {input.evalset} --out {output} --log {log}"
-
-
-rule manifest:
-    input:
-        rules.corpus.output.tokens,
-        rules.evalset.output[0],
-        model_files("snapshots"),
-        model_files("losses"),
-        model_files("heads"),
-    output:
-        report(
-            f"{RESULTS}/manifest.tsv",
-            caption="../report/manifest.rst",
-            category="Provenance",
-        ),
-    log:
-        f"{RESULTS}/logs/manifest.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/manifest.tsv"
-    conda:
-        "../../envs/inductionheads.yaml"
-    threads: 1
-    params:
-        code=CODE["manifest"],
-    shell:
-        "python -m inductionheads manifest --inputs {input} --out {output} --log {log}"

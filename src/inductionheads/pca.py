@@ -1,0 +1,83 @@
+"""Joint PCA of per-token-loss vectors across the snapshots of every model (methods.md §7).
+
+Each snapshot is one point: its random-token loss vector (one fixed random context index per held-out
+example, the same for every model). The vectors of all snapshots of all models are stacked, centred
+by column and decomposed by SVD, so every model's trajectory lives in one shared space.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from . import h5io
+
+STAGE = "pca"
+log = logging.getLogger(__name__)
+
+
+def joint_pca(
+    vectors: list[np.ndarray], n_components: int
+) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+    """vectors: per model [snapshot, example]. Returns (per-model scores [snapshot, k], components
+    [k, example], explained variance ratio [k]). Signs are fixed so each component's largest loading is
+    positive, which makes the result independent of the SVD routine's sign choice."""
+    stacked = np.concatenate([np.asarray(v, np.float64) for v in vectors])
+    centred = stacked - stacked.mean(0)
+    _, singular, components = np.linalg.svd(centred, full_matrices=False)
+    k = min(n_components, len(singular))
+    components = components[:k]
+    signs = np.sign(components[np.arange(k), np.abs(components).argmax(1)])
+    components = components * signs[:, None]
+    scores = centred @ components.T
+    explained = singular[:k] ** 2 / max(float((singular**2).sum()), 1e-300)
+    bounds = np.cumsum([0] + [len(v) for v in vectors])
+    return [scores[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)], components, explained
+
+
+def turn_degrees(trajectory: np.ndarray, start: int, end: int) -> float:
+    """Angle in degrees between the trajectory's direction inside a window (start -> end) and its
+    direction over as many snapshots before it (start - (end - start) -> start, at least 2, clipped
+    at the first snapshot). 0: straight on; 180: reversal."""
+    span = max(end - start, 2)
+    before = trajectory[start] - trajectory[max(start - span, 0)]
+    during = trajectory[end] - trajectory[start]
+    norms = np.linalg.norm(before) * np.linalg.norm(during)
+    if norms == 0:
+        return float("nan")
+    return float(np.degrees(np.arccos(np.clip(before @ during / norms, -1.0, 1.0))))
+
+
+def read(path: str | Path) -> dict[str, dict[str, np.ndarray]]:
+    """{model: {"scores": [snapshot, k], "tokens_seen": [snapshot]}} plus "explained" under key None."""
+    out: dict = {}
+    with h5io.open_input(path, STAGE) as f:
+        for model in h5io.read_json_attr(f, "models"):
+            out[model] = {
+                "scores": h5io.read(f, f"scores/{model}"),
+                "tokens_seen": h5io.read(f, f"tokens_seen/{model}"),
+            }
+        out[None] = {"explained": h5io.read(f, "explained_variance_ratio")}
+    return out
+
+
+def run(losses_paths: list[str], out_path: str | Path, n_components: int) -> None:
+    names, vectors, tokens, hashes = [], [], [], []
+    for path in losses_paths:
+        with h5io.open_input(path, "losses") as f:
+            names.append(str(f.attrs["model"]))
+            vectors.append(h5io.read(f, "random_token_loss"))
+            tokens.append(h5io.read(f, "tokens_seen"))
+            hashes.append(str(f.attrs["evalset_hash"]))
+    if len(set(hashes)) > 1:
+        raise ValueError(f"losses files {losses_paths} were computed on different evaluation sets")
+    scores, components, explained = joint_pca(vectors, n_components)
+    log.info("explained variance ratio of the first components: %s", np.round(explained, 3).tolist())
+    with h5io.atomic_writer(out_path, STAGE, hashes[0], models=names) as f:
+        for name, s, t in zip(names, scores, tokens, strict=True):
+            h5io.write(f, f"scores/{name}", s, ("snapshot", "component"), units="nats")
+            h5io.write(f, f"tokens_seen/{name}", t, ("snapshot",), units="tokens")
+        h5io.write(f, "components", components, ("component", "example"), units="unit vector")
+        h5io.write(f, "explained_variance_ratio", explained, ("component",), units="fraction")

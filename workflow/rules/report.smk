@@ -1,0 +1,55 @@
+# Provenance and the report a person reads: every HDF5 output listed with its integrity
+# fingerprint, and report.html with the claims, figures, config, versions and rule costs.
+
+
+rule manifest:
+    input:
+        rules.corpus.output.tokens,
+        rules.evalset.output[0],
+        model_files("snapshots"),
+        model_files("losses"),
+        model_files("heads"),
+        model_files("phase"),
+        rules.pca.output[0],
+    output:
+        report(
+            f"{RESULTS}/manifest.tsv",
+            caption="../report/manifest.rst",
+            category="Provenance",
+        ),
+    log:
+        f"{RESULTS}/logs/manifest.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/manifest.tsv"
+    conda:
+        "../../envs/inductionheads.yaml"
+    threads: 1
+    params:
+        code=CODE["manifest"],
+    shell:
+        "python -m inductionheads manifest --inputs {input} --out {output} --log {log}"
+
+
+rule report_html:
+    input:
+        claims=rules.claims.output[0],
+        figures=all_figures(),
+        heads=model_files("heads"),
+        manifest=rules.manifest.output[0],
+    output:
+        f"{RESULTS}/report.html",
+    log:
+        f"{RESULTS}/logs/report.log",
+    conda:
+        "../../envs/inductionheads.yaml"
+    threads: 1
+    params:
+        # the page shows the whole config, so any config change redraws it (a cheap rule)
+        config=settings(config),
+        code=CODE["report"],
+        benchmarks=f"{RESULTS}/benchmarks",
+        captions=Path(workflow.basedir) / "workflow" / "report",
+    shell:
+        "python -m inductionheads report --settings {params.config:q} --claims {input.claims}"
+        " --figures {input.figures} --heads {input.heads} --benchmarks {params.benchmarks}"
+        " --captions {params.captions} --out {output} --log {log}"
