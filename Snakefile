@@ -10,6 +10,7 @@ include: "workflow/rules/corpus.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/measure.smk"
 include: "workflow/rules/analysis.smk"
+include: "workflow/rules/ablation.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/report.smk"
 

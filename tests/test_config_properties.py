@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from inductionheads.config import ConfigError, model_spec, validate
 
 BASE = smoke_config()
-SECTIONS = ["corpus", "model_defaults", "evaluation", "heads", "analysis", "figures"]
+SECTIONS = ["corpus", "model_defaults", "evaluation", "heads", "ablation", "analysis", "figures"]
 key_names = st.text(alphabet="abcdefghijklmnopqrstuvwxyz_", min_size=1, max_size=12)
 fast = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

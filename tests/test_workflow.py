@@ -64,7 +64,11 @@ def test_each_family_trains_its_own_parameters(smoke_results):
         assert "params/blocks.0.mlp.W_in" not in f
 
 
-def test_phase_pca_and_claims_are_written(smoke_results):
+def config_layers(model):
+    return smoke_config()["models"][model]["n_layers"]
+
+
+def test_phase_pca_ablation_and_claims_are_written(smoke_results):
     with h5py.File(smoke_results / "pca.h5", "r") as f:
         assert sorted(json.loads(f.attrs["models"])) == MODELS
         assert f["scores/attn2"].shape == (5, 3)
@@ -72,6 +76,17 @@ def test_phase_pca_and_claims_are_written(smoke_results):
         with h5py.File(smoke_results / "models" / model / "phase.h5", "r") as f:
             window = json.loads(f.attrs["window"])
             assert window is None or 0 <= window["start"] <= window["end"] <= 4
+    for model in MODELS:
+        with h5py.File(smoke_results / "models" / model / "ablation.h5", "r") as f:
+            n_layers = config_layers(model)
+            assert f["steps"][:].tolist() == [0, 20, 40]  # every 2nd of 5 snapshots, and the last
+            for method in ("full", "pattern_preserving"):
+                assert f[f"{method}/delta_icl_score"].shape == (3, n_layers, 2)
+                assert f[f"{method}/delta_random_token_loss"].shape == (3, n_layers, 2, 8)
+                projection = f[f"{method}/before_after_projection"][:]
+                # a projection exists exactly when the model has a phase change, never a silent zero
+                assert np.isfinite(projection).all() == bool(f.attrs["projection_evaluable"])
+                assert np.isnan(projection).all() != bool(f.attrs["projection_evaluable"])
     claims = json.loads((smoke_results / "claims.json").read_text())["claims"]
     assert [c["id"] for c in claims] == [f"C{i}" for i in range(1, 8)]
     assert {c["status"] for c in claims} <= CLAIM_STATUSES
@@ -112,6 +127,7 @@ def test_one_model_change_reruns_only_its_chain_and_figures(smoke_copy):
             ("losses", "attn2"),
             ("heads", "attn2"),
             ("phase", "attn2"),
+            ("ablation", "attn2"),
             ("figures_model", "attn2"),
             ("pca", ""),
             ("claims", ""),
@@ -175,7 +191,7 @@ def test_manifest_lists_every_hdf5_output_with_its_integrity(smoke_results):
     rows = [line.split("\t") for line in (smoke_results / "manifest.tsv").read_text().splitlines()]
     header, rows = rows[0], rows[1:]
     assert header[:4] == ["file", "stage", "config_hash", "integrity"]
-    assert len(rows) == 3 + 4 * len(MODELS)  # tokens, evalset, pca; per model 4 files
+    assert len(rows) == 3 + 5 * len(MODELS)  # tokens, evalset, pca; per model 5 files
     for row in rows:
         with h5py.File(smoke_results.parents[1] / row[0], "r") as f:
             assert row[1] == f.attrs["stage"] and row[3] == f.attrs["integrity"] and len(row[3]) == 16

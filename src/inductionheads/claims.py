@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from . import h5io, pca, phase
+from . import ablation, h5io, pca, phase
 
 log = logging.getLogger(__name__)
 
@@ -257,6 +257,7 @@ def load_models(
     losses: list[str],
     heads: list[str],
     phases: list[str],
+    ablations: list[str],
     pca_path: str,
 ) -> list[Model]:
     """One Model per entry of `specs` (name, family, n_layers), from files given in the same order."""
@@ -284,6 +285,7 @@ def load_models(
                 heldout,
                 prefix,
                 projected[name]["scores"],
+                ablation.summary(ablations[i]),
             )
         )
     return models
@@ -294,10 +296,11 @@ def run(
     losses: list[str],
     heads: list[str],
     phases: list[str],
+    ablations: list[str],
     pca_path: str,
     out_path: str | Path,
 ) -> None:
-    models = load_models(settings["models"], losses, heads, phases, pca_path)
+    models = load_models(settings["models"], losses, heads, phases, ablations, pca_path)
     results = evaluate(models, settings["thresholds"])
     for c in results:
         log.info("%s %s %s", c["id"], c["status"], c["reason"])

@@ -62,6 +62,10 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--evalset", required=True)
         p.add_argument("--out", required=True)
 
+    p = stage("ablation", "ablate every head of scheduled snapshots, full and pattern-preserving")
+    for kind in ("snapshots", "evalset", "losses", "heads", "phase", "out"):
+        p.add_argument(f"--{kind}", required=True)
+
     p = stage("phase", "the phase-change window of one model")
     p.add_argument("--losses", required=True)
     p.add_argument("--out", required=True)
@@ -71,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True)
 
     p = stage("claims", "evaluate claims C1-C7 into a JSON file")
-    for kind in ("losses", "heads", "phase"):
+    for kind in ("losses", "heads", "phase", "ablation"):
         p.add_argument(f"--{kind}", nargs="+", required=True, help="one file per model, in config order")
     p.add_argument("--pca", required=True)
     p.add_argument("--out", required=True)
@@ -79,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     p = stage("figures", "draw figures into a directory as <name>.png")
     p.add_argument("names", nargs="+")
     p.add_argument("--out-dir", required=True)
-    for kind in ("snapshots", "losses", "heads", "phase"):
+    for kind in ("snapshots", "losses", "heads", "phase", "ablation"):
         p.add_argument(f"--{kind}", nargs="+", default=[], help=f"{kind} files, one per model")
     p.add_argument("--pca", nargs=1, default=[], help="the joint PCA file")
 
@@ -134,6 +138,19 @@ def _run(args: argparse.Namespace) -> None:
         from . import heads
 
         heads.run(args.snapshots, args.evalset, args.out, s["prev_token_contexts"], threads=args.threads)
+    elif args.stage == "ablation":
+        from . import ablation
+
+        ablation.run(
+            args.snapshots,
+            args.evalset,
+            args.losses,
+            args.heads,
+            args.phase,
+            args.out,
+            s,
+            threads=args.threads,
+        )
     elif args.stage == "phase":
         from . import phase
 
@@ -145,7 +162,7 @@ def _run(args: argparse.Namespace) -> None:
     elif args.stage == "claims":
         from . import claims
 
-        claims.run(s, args.losses, args.heads, args.phase, args.pca, args.out)
+        claims.run(s, args.losses, args.heads, args.phase, args.ablation, args.pca, args.out)
     elif args.stage == "report":
         from . import report
 
@@ -157,7 +174,7 @@ def _run(args: argparse.Namespace) -> None:
     elif args.stage == "figures":
         from . import figures
 
-        kinds = ("snapshots", "losses", "heads", "phase", "pca")
+        kinds = ("snapshots", "losses", "heads", "phase", "ablation", "pca")
         inputs = {kind: getattr(args, kind) for kind in kinds}
         figures.draw(args.names, inputs, args.out_dir, s)
 

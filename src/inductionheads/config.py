@@ -78,6 +78,11 @@ def _check_consistency(config: dict[str, Any]) -> None:
             f"config key 'heads.prev_token_contexts' ({heads['prev_token_contexts']}) exceeds "
             f"'evaluation.n_contexts' ({ev['n_contexts']}): they are drawn from the same held-out contexts"
         )
+    if config["ablation"]["n_contexts"] > ev["n_contexts"]:
+        raise ConfigError(
+            f"config key 'ablation.n_contexts' ({config['ablation']['n_contexts']}) exceeds "
+            f"'evaluation.n_contexts' ({ev['n_contexts']}): ablations use the first held-out contexts"
+        )
     seq_len = 1 + heads["repeat_length"] * heads["n_repeats"]
     for name in config["models"]:
         spec = model_spec(config, name)

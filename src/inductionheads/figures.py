@@ -95,6 +95,7 @@ class Curves:
     late: int
     window: dict | None
     heads: dict[str, np.ndarray] | None = None  # score name -> [snapshot, layer, head]
+    ablation: dict[str, Any] | None = None  # see _ablation
     train_loss: np.ndarray | None = None
     tokens_per_step: int = 0
 
@@ -114,6 +115,8 @@ def _curves(inputs: Inputs) -> list[Curves]:
         if inputs.get("heads"):
             with h5io.open_input(inputs["heads"][i], "heads") as f:
                 c.heads = {k: h5io.read(f, k) for k in f if k not in ("steps", "tokens_seen")}
+        if inputs.get("ablation"):
+            c.ablation = _ablation(inputs["ablation"][i])
         if inputs.get("snapshots"):
             with h5io.open_input(inputs["snapshots"][i], "train") as f:
                 spec = h5io.read_json_attr(f, "spec")
@@ -121,6 +124,87 @@ def _curves(inputs: Inputs) -> list[Curves]:
                 c.train_loss, c.tokens_per_step = h5io.read(f, "train_loss"), int(f.attrs["tokens_per_step"])
         out.append(c)
     return out
+
+
+def _ablation(path: str) -> dict[str, Any]:
+    with h5io.open_input(path, "ablation") as f:
+        out = {k: h5io.read(f, k) for k in ("tokens_seen", "clean_icl_score")}
+        for method in ("full", "pattern_preserving"):
+            for k in ("delta_icl_score", "before_after_projection"):
+                out[f"{method}/{k}"] = h5io.read(f, f"{method}/{k}")
+        out["projection_evaluable"] = bool(f.attrs["projection_evaluable"])
+    return out
+
+
+HEAD_CLASS_COLOURS = {"induction": "#d62828", "previous-token": "#1d4ed8", "other": "#9ca3af"}
+
+
+def _ablation_lines(ax, c: Curves, key: str, settings: dict[str, Any], legend: bool = True) -> None:
+    """One line per head of an ablation result over training, coloured by the head's class at the
+    last snapshot (induction / previous-token / other)."""
+    values = c.ablation[key]
+    if np.isnan(values).all():
+        ax.text(
+            0.5,
+            0.5,
+            "no phase change:\nno before-and-after vector",
+            ha="center",
+            va="center",
+            transform=ax.transAxes,
+        )
+        return
+    classes = head_classes(c.heads, settings)
+    seen = set()
+    for layer, head in np.ndindex(classes.shape):
+        kind = classes[layer, head]
+        ax.plot(
+            c.ablation["tokens_seen"],
+            values[:, layer, head],
+            color=HEAD_CLASS_COLOURS[kind],
+            lw=1.8 if kind != "other" else 0.9,
+            marker=".",
+            ms=3,
+            label=kind if kind not in seen else None,
+        )
+        seen.add(kind)
+    ax.axhline(0, color="grey", lw=0.8)
+    if legend:
+        ax.legend(fontsize="x-small", title="head at last snapshot", title_fontsize="x-small")
+
+
+def _ablation_figure(inputs: Inputs, settings: dict[str, Any], quantity: str, ylabel: str, title: str):
+    (c,) = _curves(inputs)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    for ax, method in zip(axes, ("pattern_preserving", "full"), strict=True):
+        _ablation_lines(ax, c, f"{method}/{quantity}", settings)
+        _shade_window(ax, c.window)
+        ax.set_xlabel("tokens seen")
+        ax.set_title(method.replace("_", "-") + " ablation")
+    axes[0].set_ylabel(ylabel)
+    fig.suptitle(f"{c.name}: {title}")
+    return fig
+
+
+def ablation_icl(inputs: Inputs, settings: dict[str, Any]) -> plt.Figure:
+    """Ablation attribution to the ICL score: delta ICL of removing each head, over training."""
+    return _ablation_figure(
+        inputs,
+        settings,
+        "delta_icl_score",
+        "ICL(ablated) - ICL(clean) (nats)",
+        "ablation attribution to the ICL score (positive: the head made in-context learning)",
+    )
+
+
+def ablation_before_after(inputs: Inputs, settings: dict[str, Any]) -> plt.Figure:
+    """Each head's ablation effect projected on the before-and-after vector of the phase change."""
+    return _ablation_figure(
+        inputs,
+        settings,
+        "before_after_projection",
+        "delta loss . before-and-after vector (nats)",
+        "ablation projected on the before-and-after vector (negative: removal undoes the phase change)",
+    )
 
 
 def _icl_panel(ax, c: Curves, color, label: str | None = None) -> None:
@@ -299,6 +383,10 @@ def model_analysis_table(inputs: Inputs, settings: dict[str, Any]) -> plt.Figure
         "prefix matching per head",
         "QK trace per head",
     ]
+    # ablation rows when every model has ablation results (no empty panels)
+    with_ablation = all(c.ablation is not None for c in curves)
+    if with_ablation:
+        rows += ["ablation to before-and-after", "ablation to ICL score"]
     n = len(curves)
     fig, axes = plt.subplots(len(rows), n, figsize=(3.6 * n + 1, 2.5 * len(rows)), squeeze=False)
     for col, c in enumerate(curves):
@@ -336,6 +424,13 @@ def model_analysis_table(inputs: Inputs, settings: dict[str, Any]) -> plt.Figure
         else:
             column[6].text(0.5, 0.5, "1 layer: no K-composition", ha="center", transform=column[6].transAxes)
             column[6].set_yticks([])
+        if c.ablation is not None:
+            _ablation_lines(
+                column[7], c, "pattern_preserving/before_after_projection", settings, legend=False
+            )
+            column[7].set_ylabel("projection (nats)")
+            _ablation_lines(column[8], c, "pattern_preserving/delta_icl_score", settings, legend=col == 0)
+            column[8].set_ylabel("delta ICL (nats)")
         for ax in column[1:]:
             _shade_window(ax, c.window)
             ax.set_xlim(c.tokens_seen[0], c.tokens_seen[-1])
@@ -420,6 +515,8 @@ FIGURES = {
         copying_vs_prefix_matching,
         pca_trajectories,
         model_analysis_table,
+        ablation_icl,
+        ablation_before_after,
     )
 }
 

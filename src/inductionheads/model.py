@@ -31,9 +31,10 @@ FAMILIES = ("attention-only", "with-mlp", "smeared-key")
 
 @dataclass
 class Cache:
-    """Activations of one forward pass: `layers[l]` holds `pattern` [B, H, query, key], `v`
-    [B, H, T, d_head], `attn_in` (the heads' LayerNormed input) [B, T, D] and the LayerNorm scales
-    `ln1_scale` (and `ln2_scale`) [B, T, 1]; `ln_final_scale` is the final LayerNorm's."""
+    """Activations of one forward pass: `layers[l]` holds `resid_pre` (the residual stream before the
+    layer) and `attn_in` (the heads' LayerNormed input) [B, T, D], `pattern` [B, H, query, key], `v`
+    [B, H, T, d_head] and the LayerNorm scales `ln1_scale` (and `ln2_scale`) [B, T, 1];
+    `ln_final_scale` is the final LayerNorm's."""
 
     layers: list[dict[str, torch.Tensor]] = field(default_factory=list)
     ln_final_scale: torch.Tensor | None = None
@@ -199,6 +200,48 @@ class Transformer(nn.Module):
     def n_heads(self) -> int:
         return self.blocks[0].attn.n_heads
 
+    def residual(
+        self,
+        tokens: torch.Tensor,
+        cache: Cache | None = None,
+        head_mask: torch.Tensor | None = None,
+        frozen: Cache | None = None,
+        start_layer: int = 0,
+        resid: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The residual stream after the last layer [B, T, D] (arguments as in `forward`).
+
+        With `start_layer` and `resid` (the residual stream before that layer, e.g. a clean run's
+        `resid_pre`), the layers before it are skipped: an ablation in a later layer cannot change them.
+        """
+        T = tokens.shape[1]
+        if T > self.pos.shape[0]:
+            raise ValueError(f"context of {T} tokens exceeds the model's context_length {self.pos.shape[0]}")
+        if start_layer and (resid is None or cache is not None):
+            raise ValueError("starting at a later layer needs its input residual and records no cache")
+        x = self.W_E[tokens] if resid is None else resid
+        pos = self.pos[:T]
+        for layer in range(start_layer, self.n_layers):
+            layer_cache = None
+            if cache is not None:
+                layer_cache = {"resid_pre": x}
+                cache.layers.append(layer_cache)
+            mask = head_mask[:, layer] if head_mask is not None else None
+            x = self.blocks[layer](x, pos, layer_cache, mask, frozen.layers[layer] if frozen else None)
+        return x
+
+    def unembed(
+        self, x: torch.Tensor, cache: Cache | None = None, frozen_scale: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Logits from a final residual stream [..., D]; `frozen_scale` replaces the final LayerNorm's own
+        scale, and `cache` records it."""
+        if cache is None and frozen_scale is None:
+            return self.ln_final(x) @ self.W_U + self.b_U
+        normed, scale = layer_norm(x, self.ln_final, frozen_scale)
+        if cache is not None:
+            cache.ln_final_scale = scale
+        return normed @ self.W_U + self.b_U
+
     def forward(
         self,
         tokens: torch.Tensor,
@@ -213,24 +256,8 @@ class Transformer(nn.Module):
         Cache of a clean pass on the same tokens, whose attention patterns and LayerNorm scales are
         used instead of this pass's own.
         """
-        T = tokens.shape[1]
-        if T > self.pos.shape[0]:
-            raise ValueError(f"context of {T} tokens exceeds the model's context_length {self.pos.shape[0]}")
-        x = self.W_E[tokens]
-        pos = self.pos[:T]
-        for layer, block in enumerate(self.blocks):
-            layer_cache = None
-            if cache is not None:
-                layer_cache = {}
-                cache.layers.append(layer_cache)
-            mask = head_mask[:, layer] if head_mask is not None else None
-            x = block(x, pos, layer_cache, mask, frozen.layers[layer] if frozen else None)
-        if cache is None and frozen is None:
-            return self.ln_final(x) @ self.W_U + self.b_U
-        normed, scale = layer_norm(x, self.ln_final, frozen.ln_final_scale if frozen else None)
-        if cache is not None:
-            cache.ln_final_scale = scale
-        return normed @ self.W_U + self.b_U
+        x = self.residual(tokens, cache, head_mask, frozen)
+        return self.unembed(x, cache, frozen.ln_final_scale if frozen else None)
 
 
 def per_token_losses(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:

@@ -47,6 +47,7 @@ rule claims:
         losses=model_files("losses"),
         heads=model_files("heads"),
         phase=model_files("phase"),
+        ablation=model_files("ablation"),
         pca=rules.pca.output[0],
     output:
         report(
@@ -66,4 +67,5 @@ rule claims:
         code=CODE["claims"],
     shell:
         "python -m inductionheads claims --settings {params.settings:q} --losses {input.losses}"
-        " --heads {input.heads} --phase {input.phase} --pca {input.pca} --out {output} --log {log}"
+        " --heads {input.heads} --phase {input.phase} --ablation {input.ablation} --pca {input.pca}"
+        " --out {output} --log {log}"

@@ -52,6 +52,17 @@ def train_settings(wildcards):
     return settings(spec)
 
 
+def train_priority(wildcards):
+    """Longest training first (cost ~ steps x (layers + 1)), and every training before measurements,
+    so that on few cores the longest job never starts last."""
+    spec = model_spec(config, wildcards.model)
+    return (
+        spec["steps"]
+        * (spec["n_layers"] + 1)
+        * (2 if spec["family"] == "with-mlp" else 1)
+    )
+
+
 def model_threads(wildcards):
     return model_spec(config, wildcards.model)["threads"]
 
@@ -90,6 +101,14 @@ PHASE_KEYS = (
     "max_window_span",
 )
 PHASE_SETTINGS = {k: config["analysis"][k] for k in PHASE_KEYS}
+# the induction-head thresholds pick the heads ablated together for claim C6
+ABLATION_SETTINGS = {
+    **{k: v for k, v in config["ablation"].items() if k != "threads"},
+    **{
+        k: config["analysis"][k]
+        for k in ("induction_prefix_matching", "induction_copying")
+    },
+}
 # claims read each model's family and depth, and every threshold (the phase ones apply upstream)
 CLAIMS_SETTINGS = {
     # a list, in config order like the file lists (settings() sorts mapping keys)
@@ -119,13 +138,20 @@ CODE = {
     "heads": code_digest("heads", "model", "snapshots", "h5io"),
     "phase": code_digest("phase", "h5io"),
     "pca": code_digest("pca", "h5io"),
-    "claims": code_digest("claims", "pca", "phase", "h5io"),
+    "ablation": code_digest("ablation", "phase", "model", "snapshots", "h5io"),
+    "claims": code_digest("claims", "ablation", "pca", "phase", "h5io"),
     "figures": code_digest("figures", "losses", "pca", "phase", "h5io"),
     "manifest": code_digest("h5io"),
     "report": code_digest("report", "h5io"),
 }
 
-PER_MODEL_FIGURES = ["loss_heatmap", "dloss_heatmap", "prefix_matching"]
+PER_MODEL_FIGURES = [
+    "loss_heatmap",
+    "dloss_heatmap",
+    "prefix_matching",
+    "ablation_icl",
+    "ablation_before_after",
+]
 ALL_MODEL_FIGURES = [
     "model_analysis_table",
     "training_loss",

@@ -8,6 +8,7 @@ rule figures_all_models:
         losses=model_files("losses"),
         heads=model_files("heads"),
         phase=model_files("phase"),
+        ablation=model_files("ablation"),
         pca=rules.pca.output[0],
     output:
         **{name: figure_output(name, "all_models") for name in ALL_MODEL_FIGURES},
@@ -26,13 +27,16 @@ rule figures_all_models:
     shell:
         "python -m inductionheads figures {params.names} --settings {params.settings:q}"
         " --snapshots {input.snapshots} --losses {input.losses} --heads {input.heads}"
-        " --phase {input.phase} --pca {input.pca} --out-dir {params.out_dir} --log {log}"
+        " --phase {input.phase} --ablation {input.ablation} --pca {input.pca}"
+        " --out-dir {params.out_dir} --log {log}"
 
 
 rule figures_model:
     input:
         losses=rules.losses.output[0],
         heads=rules.heads.output[0],
+        phase=rules.phase.output[0],
+        ablation=rules.ablation.output[0],
     output:
         **{name: figure_output(name, "{model}") for name in PER_MODEL_FIGURES},
     log:
@@ -49,4 +53,5 @@ rule figures_model:
         names=" ".join(PER_MODEL_FIGURES),
     shell:
         "python -m inductionheads figures {params.names} --settings {params.settings:q}"
-        " --losses {input.losses} --heads {input.heads} --out-dir {params.out_dir} --log {log}"
+        " --losses {input.losses} --heads {input.heads} --phase {input.phase}"
+        " --ablation {input.ablation} --out-dir {params.out_dir} --log {log}"

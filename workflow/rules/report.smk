@@ -10,6 +10,7 @@ rule manifest:
         model_files("losses"),
         model_files("heads"),
         model_files("phase"),
+        model_files("ablation"),
         rules.pca.output[0],
     output:
         report(

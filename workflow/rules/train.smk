@@ -7,6 +7,7 @@ rule train:
         f"{RESULTS}/logs/train/{{model}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/train/{{model}}.tsv"
+    priority: train_priority
     conda:
         "../../envs/inductionheads.yaml"
     threads: model_threads

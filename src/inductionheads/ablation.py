@@ -1,0 +1,315 @@
+"""Head ablations over training (methods.md §6): every head of every scheduled snapshot, removed two
+ways, and what its removal does to the ICL score and to the per-token losses.
+
+- Full ablation: the head's output is zeroed and everything downstream recomputed. All heads of a
+  layer run as one batched forward (a head mask along the batch axis), starting from the clean
+  residual stream before that layer, since the layers below cannot change.
+- Pattern-preserving ablation: attention patterns and LayerNorm scales are frozen from the clean run
+  and the head's output is zeroed. Without MLPs (attention-only and smeared-key models, whose keys act
+  only through the frozen patterns) the logits are then linear in each head's output: every head's
+  removal is propagated as a residual-stream difference through the later layers' value paths, from
+  the one cached clean pass. With MLPs the batched forward with frozen patterns and scales is used.
+
+Only the losses an outcome needs are unembedded: the tokens of the ICL score (early ± window, late ±
+window) and each example's random token. Outputs per scheduled snapshot, layer and head: delta ICL =
+ICL(ablated) - ICL(clean) (positive: the head contributed to in-context learning), the delta
+random-token loss vector, and its projection on the model's before-and-after vector
+d = unit(v(window end) - v(window start)) (NaN, and marked not evaluable, without a phase change).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import h5io, phase
+from .model import Cache, Transformer
+from .snapshots import SnapshotReader
+
+STAGE = "ablation"
+METHODS = ("full", "pattern_preserving")
+log = logging.getLogger(__name__)
+
+
+def schedule(n_snapshots: int, every: int) -> np.ndarray:
+    """Snapshot positions to ablate: every `every`-th from the first, and always the last."""
+    return np.unique(np.append(np.arange(0, n_snapshots, every), n_snapshots - 1))
+
+
+def target_columns(early: int, late: int, window: int, random_index: np.ndarray) -> torch.Tensor:
+    """[example, P] loss columns each example needs (column c: the loss of token c + 1, predicted at
+    position c): the 2 * window + 1 early tokens, as many late ones, then the random token."""
+    early_cols = torch.arange(early - 1 - window, early + window)
+    late_cols = torch.arange(late - 1 - window, late + window)
+    shared = torch.cat([early_cols, late_cols]).expand(len(random_index), -1)
+    return torch.cat([shared, torch.as_tensor(random_index - 1, dtype=torch.long)[:, None]], 1)
+
+
+def summarize(losses: torch.Tensor, window: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ICL score per example, random-token loss per example) from losses at `target_columns`."""
+    width = 2 * window + 1
+    early, late = losses[..., :width].mean(-1), losses[..., width : 2 * width].mean(-1)
+    return late - early, losses[..., -1]
+
+
+def _at(x: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
+    """x [..., B, T, D] at each example's columns: [..., B, P, D]."""
+    index = columns[:, :, None].expand(*x.shape[:-3], *columns.shape, x.shape[-1])
+    return x.gather(-2, index)
+
+
+def losses_at(logits: torch.Tensor, tokens: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
+    """Per-token losses [..., B, P] from logits at the columns [..., B, P, vocab]."""
+    targets = tokens.gather(1, columns + 1).expand(logits.shape[:-1])
+    return -logits.float().log_softmax(-1).gather(-1, targets[..., None]).squeeze(-1)
+
+
+def _centred(x: torch.Tensor) -> torch.Tensor:
+    return x - x.mean(-1, keepdim=True)
+
+
+def _head_masks(model: Transformer, layer: int, batch: int) -> torch.Tensor:
+    """[H * batch, n_layers, H]: batch block h zeroes head h of `layer`."""
+    H = model.n_heads
+    mask = torch.ones(H, model.n_layers, H)
+    mask[torch.arange(H), layer, torch.arange(H)] = 0
+    return mask.repeat_interleave(batch, dim=0)
+
+
+def _repeat(t: torch.Tensor, n: int) -> torch.Tensor:
+    return t.repeat(n, *([1] * (t.ndim - 1)))
+
+
+def _batched(
+    model: Transformer, tokens: torch.Tensor, columns: torch.Tensor, cache: Cache, frozen: bool
+) -> torch.Tensor:
+    """Losses [L, H, B, P] with each head removed by a batched forward from its layer on; with
+    `frozen`, patterns and LayerNorm scales come from the clean `cache`."""
+    B, H = tokens.shape[0], model.n_heads
+    out = []
+    for layer in range(model.n_layers):
+        replay = None
+        if frozen:
+            keys = ("pattern", "ln1_scale", "ln2_scale")
+            replay = Cache(
+                layers=[
+                    {k: _repeat(c[k], H) for k in keys if k in c} if i >= layer else {}
+                    for i, c in enumerate(cache.layers)
+                ],
+                ln_final_scale=_repeat(cache.ln_final_scale, H),
+            )
+        x = model.residual(
+            _repeat(tokens, H),
+            head_mask=_head_masks(model, layer, B),
+            frozen=replay,
+            start_layer=layer,
+            resid=_repeat(cache.layers[layer]["resid_pre"], H),
+        )
+        x = _at(x.view(H, B, *x.shape[1:]), columns)
+        scale = _at(cache.ln_final_scale, columns) if frozen else None
+        out.append(losses_at(model.unembed(x, frozen_scale=scale), tokens, columns))
+    return torch.stack(out)
+
+
+def _linear(model: Transformer, columns: torch.Tensor, cache: Cache) -> torch.Tensor:
+    """Pattern-preserving logit differences [L, H, B, P, vocab] of a model without MLPs, from the
+    clean cache alone.
+
+    Removing head h of layer l adds -r_lh (its result vector) to the residual stream. With patterns and
+    LayerNorm scales frozen, each later layer adds sum_k A_k (LN-linear(delta) W_V^k) W_O^k, and the
+    logits change by LN-linear(delta) W_U: LayerNorm biases and value biases cancel in differences.
+    """
+    scale_f = _at(cache.ln_final_scale, columns)  # [B, P, 1]
+    w_f = model.ln_final.weight
+    out = []
+    for layer in range(model.n_layers):
+        c = cache.layers[layer]
+        attn = model.blocks[layer].attn
+        z = c["pattern"] @ c["v"]  # [B, H, T, d_head]
+        delta = -torch.einsum("bhte,hed->hbtd", z, attn.W_O)  # one residual difference per removed head
+        for later in range(layer + 1, model.n_layers):
+            c2, block = cache.layers[later], model.blocks[later]
+            normed = _centred(delta) / c2["ln1_scale"] * block.ln1.weight
+            v = torch.einsum("hbtd,kde->hbkte", normed, block.attn.W_V)
+            delta = delta + torch.einsum("hbkte,ked->hbtd", c2["pattern"] @ v, block.attn.W_O)
+        d_logits = (_centred(_at(delta, columns)) / scale_f * w_f) @ model.W_U
+        out.append(d_logits)
+    return torch.stack(out)  # logit differences [L, H, B, P, vocab]
+
+
+@torch.no_grad()
+def ablate(
+    model: Transformer, tokens: torch.Tensor, columns: torch.Tensor
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Clean losses [B, P] and, per method, the losses [L, H, B, P] with each head removed."""
+    cache = Cache()
+    x = model.residual(tokens, cache=cache)
+    model.unembed(x, cache=cache)  # records the final LayerNorm scale
+    scale = _at(cache.ln_final_scale, columns)
+    clean_logits = model.unembed(_at(x, columns), frozen_scale=scale)
+    clean = losses_at(clean_logits, tokens, columns)
+    has_mlp = model.blocks[0].mlp is not None
+    if has_mlp:
+        pattern_preserving = _batched(model, tokens, columns, cache, frozen=True)
+    else:
+        d_logits = _linear(model, columns, cache)
+        pattern_preserving = losses_at(clean_logits + d_logits, tokens, columns)
+    full = _batched(model, tokens, columns, cache, frozen=False)
+    return clean, {"full": full, "pattern_preserving": pattern_preserving}
+
+
+@torch.no_grad()
+def ablate_set(model: Transformer, tokens: torch.Tensor, columns: torch.Tensor, heads: np.ndarray) -> dict:
+    """Losses [B, P] with every head of the boolean [layer, head] mask `heads` removed together, both
+    ways (one forward each)."""
+    cache = Cache()
+    model(tokens, cache=cache)
+    mask = torch.as_tensor(~heads, dtype=torch.float32).expand(tokens.shape[0], -1, -1)
+    out = {}
+    for method in METHODS:
+        logits = model(tokens, head_mask=mask, frozen=cache if method == "pattern_preserving" else None)
+        out[method] = losses_at(_at(logits, columns), tokens, columns)
+    return out
+
+
+def before_after_vector(losses_path: str | Path, window: dict | None, n_examples: int) -> np.ndarray | None:
+    """unit(v(window end) - v(window start)) over the first `n_examples` examples, v the random-token
+    loss vector; None without a phase change."""
+    if not window or not window["has_phase_change"]:
+        return None
+    with h5io.open_input(losses_path, "losses") as f:
+        v_start = h5io.read(f, "random_token_loss", window["start"])[:n_examples]
+        v_end = h5io.read(f, "random_token_loss", window["end"])[:n_examples]
+    d = (v_end - v_start).astype(np.float64)
+    return d / np.linalg.norm(d)
+
+
+def induction_heads(heads_path: str | Path, settings: dict[str, Any]) -> np.ndarray:
+    """[layer, head] mask of induction heads at the last snapshot: prefix matching and copying at or
+    above their thresholds."""
+    with h5io.open_input(heads_path, "heads") as f:
+        pm, cp = h5io.read(f, "prefix_matching", -1), h5io.read(f, "copying", -1)
+    return (pm >= settings["induction_prefix_matching"]) & (cp >= settings["induction_copying"])
+
+
+def run(
+    snapshots_path: str | Path,
+    evalset_path: str | Path,
+    losses_path: str | Path,
+    heads_path: str | Path,
+    phase_path: str | Path,
+    out_path: str | Path,
+    settings: dict[str, Any],
+    threads: int = 1,
+) -> None:
+    torch.set_num_threads(threads)
+    n = settings["n_contexts"]
+    with h5io.open_input(evalset_path, "evalset") as f:
+        contexts = torch.from_numpy(h5io.read(f, "contexts")[:n])
+        random_index = h5io.read(f, "random_index")[:n]
+        early, late, w = (int(f.attrs[k]) for k in ("icl_early", "icl_late", "icl_window"))
+        eval_hash = str(f.attrs["config_hash"])
+    columns = target_columns(early, late, w, random_index)
+    window = phase.read(phase_path)["window"]
+    direction = before_after_vector(losses_path, window, len(contexts))
+    inductive = induction_heads(heads_path, settings)
+    with SnapshotReader(snapshots_path) as snaps:
+        todo = schedule(len(snaps), settings["every"])
+        L, H, N = snaps.spec["n_layers"], snaps.spec["n_heads"], len(contexts)
+        clean_icl = np.zeros(len(todo))
+        delta_icl = {m: np.zeros((len(todo), L, H)) for m in METHODS}
+        delta_random = {m: np.zeros((len(todo), L, H, N), np.float32) for m in METHODS}
+        for a, index in enumerate(todo):
+            model = snaps.model(int(index))
+            clean, ablated = [], {m: [] for m in METHODS}
+            for chunk, cols in zip(
+                contexts.split(settings["batch_size"]), columns.split(settings["batch_size"]), strict=True
+            ):
+                c, out = ablate(model, chunk, cols)
+                clean.append(c)
+                for m in METHODS:
+                    ablated[m].append(out[m])
+            clean_example_icl, clean_random = summarize(torch.cat(clean), w)
+            clean_icl[a] = float(clean_example_icl.mean())
+            for m in METHODS:
+                icl, random_loss = summarize(torch.cat(ablated[m], dim=2), w)  # [L, H, N]
+                delta_icl[m][a] = (icl.mean(-1) - clean_icl[a]).numpy()
+                delta_random[m][a] = (random_loss - clean_random).numpy()
+            log.info(
+                "step %d: clean ICL %.4f; largest pattern-preserving delta ICL %.4f (head %s)",
+                snaps.steps[index],
+                clean_icl[a],
+                delta_icl["pattern_preserving"][a].max(),
+                np.unravel_index(delta_icl["pattern_preserving"][a].argmax(), (L, H)),
+            )
+        joint = {}
+        if inductive.any():
+            together = {m: [] for m in METHODS}
+            for chunk, cols in zip(
+                contexts.split(settings["batch_size"]), columns.split(settings["batch_size"]), strict=True
+            ):
+                for m, losses in ablate_set(model, chunk, cols, inductive).items():
+                    together[m].append(losses)
+            joint = {
+                m: float(summarize(torch.cat(v), w)[0].mean()) - clean_icl[-1] for m, v in together.items()
+            }
+        with h5io.atomic_writer(
+            out_path,
+            STAGE,
+            snaps.config_hash,
+            evalset_hash=eval_hash,
+            model=snaps.spec["name"],
+            settings=json.dumps(settings, sort_keys=True),
+            projection_evaluable=direction is not None,
+            projection_note=""
+            if direction is not None
+            else "no phase-change window: no before-and-after vector",
+            induction_heads_joint_delta_icl=json.dumps(joint),
+        ) as f:
+            h5io.write(f, "snapshot_index", todo, ("ablated_snapshot",))
+            h5io.write(f, "steps", snaps.steps[todo], ("ablated_snapshot",), units="optimizer steps")
+            h5io.write(f, "tokens_seen", snaps.tokens_seen[todo], ("ablated_snapshot",), units="tokens")
+            h5io.write(f, "clean_icl_score", clean_icl, ("ablated_snapshot",), units="nats")
+            h5io.write(f, "induction_heads", inductive.astype(np.uint8), ("layer", "head"))
+            if direction is not None:
+                h5io.write(f, "before_after_vector", direction, ("example",), units="unit vector")
+            for m in METHODS:
+                axes = ("ablated_snapshot", "layer", "head")
+                h5io.write(f, f"{m}/delta_icl_score", delta_icl[m], axes, units="nats")
+                h5io.write(
+                    f,
+                    f"{m}/delta_random_token_loss",
+                    delta_random[m],
+                    (*axes, "example"),
+                    units="nats",
+                    compress=True,
+                )
+                projection = (
+                    delta_random[m] @ direction
+                    if direction is not None
+                    else np.full((len(todo), L, H), np.nan)
+                )
+                h5io.write(f, f"{m}/before_after_projection", projection, axes, units="nats")
+
+
+def summary(path: str | Path) -> dict[str, Any]:
+    """What claim C6 reads: the induction heads, the clean final ICL score and the share of it that
+    pattern-preserving ablation of all induction heads together removes."""
+    with h5io.open_input(path, STAGE) as f:
+        inductive = h5io.read(f, "induction_heads").astype(bool)
+        clean = float(h5io.read(f, "clean_icl_score")[-1])
+        joint = json.loads(f.attrs["induction_heads_joint_delta_icl"])
+        step = int(h5io.read(f, "steps")[-1])
+    heads = [f"{layer + 1}.{head}" for layer, head in zip(*np.nonzero(inductive), strict=True)]
+    out: dict[str, Any] = {"step": step, "induction_heads": heads, "clean_icl": round(clean, 4)}
+    if heads:
+        removed = joint["pattern_preserving"]
+        out["delta_icl_pattern_preserving"] = round(removed, 4)
+        out["delta_icl_full"] = round(joint["full"], 4)
+        out["fraction_removed"] = round(removed / -clean, 4) if clean < 0 else float("nan")
+    return out
