@@ -39,3 +39,8 @@ def test_joint_pca_signs_do_not_depend_on_the_order_of_models():
 )
 def test_turn_between_the_path_before_and_inside_a_window(points, want):
     assert turn_degrees(np.array(points, float), start=2, end=4) == pytest.approx(want)
+
+
+def test_no_turn_is_measured_without_as_many_snapshots_before_the_window():
+    path = np.array([(0, 0), (1, 0), (2, 1), (2, 2), (2, 3)], float)
+    assert np.isnan(turn_degrees(path, start=1, end=4))

@@ -57,3 +57,13 @@ def test_a_steady_fall_is_not_a_phase_change(depth):
     tokens = np.linspace(0, 8e6, 41)
     w, _, _ = find_window(tokens, np.linspace(0, -depth, 41), **ARGS)
     assert not w.has_phase_change
+
+
+def test_an_early_dip_that_training_undoes_is_not_the_window():
+    """The first snapshots' ICL score can dip and recover; the lasting fall comes later."""
+    tokens, icl = _sigmoid_fall(5e6, 3e5, depth=0.25)
+    icl = icl.copy()
+    icl[1:3] -= 0.1  # steeper than the phase change, and gone by snapshot 3
+    w, lasting, _ = find_window(tokens, icl, **ARGS)
+    assert tokens[w.start] < 5e6 < tokens[w.end] and w.start > 3
+    assert w.has_phase_change and (np.diff(lasting) <= 0).all()

@@ -88,8 +88,9 @@ def _repeat(t: torch.Tensor, n: int) -> torch.Tensor:
 def _batched(
     model: Transformer, tokens: torch.Tensor, columns: torch.Tensor, cache: Cache, frozen: bool
 ) -> torch.Tensor:
-    """Losses [L, H, B, P] with each head removed by a batched forward from its layer on; with
-    `frozen`, patterns and LayerNorm scales come from the clean `cache`."""
+    """Losses [L, H, B, P] with each head removed by a batched forward from its layer on (the last
+    layer only at the needed positions); with `frozen`, patterns and LayerNorm scales come from the
+    clean `cache`."""
     B, H = tokens.shape[0], model.n_heads
     out = []
     for layer in range(model.n_layers):
@@ -100,8 +101,7 @@ def _batched(
                 layers=[
                     {k: _repeat(c[k], H) for k in keys if k in c} if i >= layer else {}
                     for i, c in enumerate(cache.layers)
-                ],
-                ln_final_scale=_repeat(cache.ln_final_scale, H),
+                ]
             )
         x = model.residual(
             _repeat(tokens, H),
@@ -109,11 +109,19 @@ def _batched(
             frozen=replay,
             start_layer=layer,
             resid=_repeat(cache.layers[layer]["resid_pre"], H),
+            queries=_repeat(columns, H),
         )
-        x = _at(x.view(H, B, *x.shape[1:]), columns)
         scale = _at(cache.ln_final_scale, columns) if frozen else None
-        out.append(losses_at(model.unembed(x, frozen_scale=scale), tokens, columns))
+        out.append(
+            losses_at(model.unembed(x.view(H, *columns.shape, -1), frozen_scale=scale), tokens, columns)
+        )
     return torch.stack(out)
+
+
+def _rows(pattern: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
+    """A pattern [B, H, T, T] at the query rows `columns` [B, P]: [B, H, P, T]."""
+    index = columns[:, None, :, None].expand(-1, pattern.shape[1], -1, pattern.shape[-1])
+    return pattern.gather(2, index)
 
 
 def _linear(model: Transformer, columns: torch.Tensor, cache: Cache) -> torch.Tensor:
@@ -123,28 +131,34 @@ def _linear(model: Transformer, columns: torch.Tensor, cache: Cache) -> torch.Te
     Removing head h of layer l adds -r_lh (its result vector) to the residual stream. With patterns and
     LayerNorm scales frozen, each later layer adds sum_k A_k (LN-linear(delta) W_V^k) W_O^k, and the
     logits change by LN-linear(delta) W_U: LayerNorm biases and value biases cancel in differences.
+    The last layer is evaluated only at the needed positions, whose rows are all the logits need.
     """
+    n_layers, last = model.n_layers, model.n_layers - 1
     scale_f = _at(cache.ln_final_scale, columns)  # [B, P, 1]
-    w_f = model.ln_final.weight
     out = []
-    for layer in range(model.n_layers):
-        c = cache.layers[layer]
-        attn = model.blocks[layer].attn
-        z = c["pattern"] @ c["v"]  # [B, H, T, d_head]
-        delta = -torch.einsum("bhte,hed->hbtd", z, attn.W_O)  # one residual difference per removed head
-        for later in range(layer + 1, model.n_layers):
+    for layer in range(n_layers):
+        c, attn = cache.layers[layer], model.blocks[layer].attn
+        pattern = c["pattern"] if layer < last else _rows(c["pattern"], columns)
+        delta = -torch.einsum("bhqe,hed->hbqd", pattern @ c["v"], attn.W_O)  # [removed head, B, T|P, D]
+        for later in range(layer + 1, n_layers):
             c2, block = cache.layers[later], model.blocks[later]
+            Hr, B, T, D = delta.shape
+            K, E = block.attn.n_heads, block.attn.d_head
             normed = _centred(delta) / c2["ln1_scale"] * block.ln1.weight
-            v = torch.einsum("hbtd,kde->hbkte", normed, block.attn.W_V)
-            delta = delta + torch.einsum("hbkte,ked->hbtd", c2["pattern"] @ v, block.attn.W_O)
-        d_logits = (_centred(_at(delta, columns)) / scale_f * w_f) @ model.W_U
-        out.append(d_logits)
-    return torch.stack(out)  # logit differences [L, H, B, P, vocab]
+            v = normed @ block.attn.W_V.permute(1, 0, 2).reshape(D, K * E)  # [Hr, B, T, K*E]
+            # removed heads into the last axis: one batched matmul per (example, later head)
+            v = v.view(Hr, B, T, K, E).permute(1, 3, 2, 0, 4).reshape(B, K, T, Hr * E)
+            pattern = c2["pattern"] if later < last else _rows(c2["pattern"], columns)
+            z = (pattern @ v).view(B, K, -1, Hr, E).permute(3, 0, 2, 1, 4).reshape(Hr, B, -1, K * E)
+            added = z @ block.attn.W_O.reshape(K * E, D)
+            delta = (delta if later < last else _at(delta, columns)) + added
+        out.append((_centred(delta) / scale_f * model.ln_final.weight) @ model.W_U)
+    return torch.stack(out)
 
 
 @torch.no_grad()
 def ablate(
-    model: Transformer, tokens: torch.Tensor, columns: torch.Tensor
+    model: Transformer, tokens: torch.Tensor, columns: torch.Tensor, methods: tuple[str, ...] = METHODS
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Clean losses [B, P] and, per method, the losses [L, H, B, P] with each head removed."""
     cache = Cache()
@@ -152,15 +166,16 @@ def ablate(
     model.unembed(x, cache=cache)  # records the final LayerNorm scale
     scale = _at(cache.ln_final_scale, columns)
     clean_logits = model.unembed(_at(x, columns), frozen_scale=scale)
-    clean = losses_at(clean_logits, tokens, columns)
-    has_mlp = model.blocks[0].mlp is not None
-    if has_mlp:
-        pattern_preserving = _batched(model, tokens, columns, cache, frozen=True)
-    else:
-        d_logits = _linear(model, columns, cache)
-        pattern_preserving = losses_at(clean_logits + d_logits, tokens, columns)
-    full = _batched(model, tokens, columns, cache, frozen=False)
-    return clean, {"full": full, "pattern_preserving": pattern_preserving}
+    out = {}
+    if "pattern_preserving" in methods:
+        if model.blocks[0].mlp is None:
+            d_logits = _linear(model, columns, cache)
+            out["pattern_preserving"] = losses_at(clean_logits + d_logits, tokens, columns)
+        else:
+            out["pattern_preserving"] = _batched(model, tokens, columns, cache, frozen=True)
+    if "full" in methods:
+        out["full"] = _batched(model, tokens, columns, cache, frozen=False)
+    return losses_at(clean_logits, tokens, columns), out
 
 
 @torch.no_grad()
@@ -240,12 +255,14 @@ def run(
                 icl, random_loss = summarize(torch.cat(ablated[m], dim=2), w)  # [L, H, N]
                 delta_icl[m][a] = (icl.mean(-1) - clean_icl[a]).numpy()
                 delta_random[m][a] = (random_loss - clean_random).numpy()
+            top = np.unravel_index(delta_icl["pattern_preserving"][a].argmax(), (L, H))
             log.info(
-                "step %d: clean ICL %.4f; largest pattern-preserving delta ICL %.4f (head %s)",
+                "step %d: clean ICL %.4f; largest pattern-preserving delta ICL %.4f (head %d.%d)",
                 snaps.steps[index],
                 clean_icl[a],
                 delta_icl["pattern_preserving"][a].max(),
-                np.unravel_index(delta_icl["pattern_preserving"][a].argmax(), (L, H)),
+                top[0] + 1,
+                top[1],
             )
         joint = {}
         if inductive.any():

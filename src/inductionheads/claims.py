@@ -238,10 +238,12 @@ def c7(models: list[Model], t: dict) -> dict:
             continue
         angle = pca.turn_degrees(m.pca_scores[:, :2], m.window["start"], m.window["end"])
         numbers[m.name] = {"turn_degrees": round(angle, 1), "has_phase_change": m.has_phase_change}
-        if m.has_phase_change and not np.isnan(angle):  # NaN: the window starts at the first snapshot
+        # NaN: the window starts so early that training has no direction before it to turn from
+        if m.has_phase_change and not np.isnan(angle):
             ok.append(bool(angle >= t["min_turn_degrees"]))
     if not ok:
-        return _claim("C7", "not-evaluable", numbers, th, "no phase change has snapshots before its window")
+        reason = "no phase change has as many snapshots before its window as inside it"
+        return _claim("C7", "not-evaluable", numbers, th, reason)
     return _claim("C7", _verdict(ok), numbers, th)
 
 

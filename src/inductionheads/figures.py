@@ -531,7 +531,7 @@ def draw(names: list[str], inputs: Inputs, out_dir: str | Path, settings: dict[s
     out_dir.mkdir(parents=True, exist_ok=True)
     for name in names:
         fig = FIGURES[name](inputs, settings)
-        fig.tight_layout()
+        fig.tight_layout(rect=(0, 0, 1, 0.97 if fig.get_suptitle() else 1))
         tmp = out_dir / f"{name}.tmp.png"
         fig.savefig(tmp, dpi=settings["dpi"])
         plt.close(fig)

@@ -99,26 +99,32 @@ class Attention(nn.Module):
         cache: dict | None = None,
         head_mask: torch.Tensor | None = None,
         frozen_pattern: torch.Tensor | None = None,
+        queries: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """x: LayerNormed residual [B, T, D]; pos: position vectors [T, D] for queries and keys;
-        head_mask [B, H] scales each head's output; frozen_pattern [B, H, T, T] replaces the pattern."""
+        head_mask [B, H] scales each head's output; frozen_pattern [B, H, T, T] replaces the pattern;
+        queries [B, P]: compute the output at these positions only ([B, P, D] instead of [B, T, D])."""
         v = self._project(x, self.W_V, self.b_V)
         if frozen_pattern is not None:
             pattern = frozen_pattern
+            if queries is not None:
+                rows = queries[:, None, :, None].expand(-1, self.n_heads, -1, frozen_pattern.shape[-1])
+                pattern = frozen_pattern.gather(2, rows)
         else:
             qk_in = x + pos
-            q = self._project(qk_in, self.W_Q, self.b_Q)
+            q = self._project(qk_in if queries is None else _rows(qk_in, queries), self.W_Q, self.b_Q)
             k = self._project(qk_in, self.W_K, self.b_K)
             if self.alpha_smear is not None:
                 k = self.smear(k)
             pattern = None
-            if cache is None:
+            if cache is None and queries is None:
                 z = F.scaled_dot_product_attention(q, k, v, is_causal=True)
             else:
                 T = x.shape[1]
-                scores = q @ k.transpose(-1, -2) / math.sqrt(self.d_head)
-                mask = torch.ones(T, T, dtype=torch.bool, device=x.device).triu(1)
-                pattern = scores.masked_fill(mask, float("-inf")).softmax(-1)  # [B, H, query, key]
+                scores = (q / math.sqrt(self.d_head)) @ k.transpose(-1, -2)
+                query_pos = torch.arange(T, device=x.device)[None, :] if queries is None else queries
+                future = torch.arange(T, device=x.device) > query_pos[:, :, None]  # [B or 1, Q, key]
+                pattern = scores.masked_fill_(future[:, None], float("-inf")).softmax(-1)  # [B, H, Q, key]
         if pattern is not None:
             z = pattern @ v
         if cache is not None:
@@ -129,6 +135,11 @@ class Attention(nn.Module):
         B, H, T, E = z.shape
         W_O = self.W_O.reshape(H * E, -1)
         return z.transpose(1, 2).reshape(B, T, H * E) @ W_O + self.b_O
+
+
+def _rows(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """x [B, T, D] at positions index [B, P]: [B, P, D]."""
+    return x.gather(1, index[:, :, None].expand(-1, -1, x.shape[-1]))
 
 
 class MLP(nn.Module):
@@ -155,7 +166,8 @@ class Block(nn.Module):
         else:
             self.ln2 = self.mlp = None
 
-    def forward(self, x, pos, cache=None, head_mask=None, frozen=None):
+    def forward(self, x, pos, cache=None, head_mask=None, frozen=None, queries=None):
+        """queries [B, P]: the block's output at these positions only, [B, P, D]."""
         hooked = cache is not None or frozen is not None
         if hooked:
             normed, scale = layer_norm(x, self.ln1, frozen["ln1_scale"] if frozen else None)
@@ -164,10 +176,15 @@ class Block(nn.Module):
         if cache is not None:
             cache["attn_in"], cache["ln1_scale"] = normed, scale
         pattern = frozen["pattern"] if frozen else None
-        x = x + self.attn(normed, pos, cache, head_mask, pattern)
+        if queries is not None:
+            x = _rows(x, queries)
+        x = x + self.attn(normed, pos, cache, head_mask, pattern, queries)
         if self.mlp is not None:
             if hooked:
-                normed, scale = layer_norm(x, self.ln2, frozen["ln2_scale"] if frozen else None)
+                frozen_scale = frozen["ln2_scale"] if frozen else None
+                if frozen_scale is not None and queries is not None:
+                    frozen_scale = _rows(frozen_scale, queries)
+                normed, scale = layer_norm(x, self.ln2, frozen_scale)
                 if cache is not None:
                     cache["ln2_scale"] = scale
             else:
@@ -208,17 +225,21 @@ class Transformer(nn.Module):
         frozen: Cache | None = None,
         start_layer: int = 0,
         resid: torch.Tensor | None = None,
+        queries: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """The residual stream after the last layer [B, T, D] (arguments as in `forward`).
 
         With `start_layer` and `resid` (the residual stream before that layer, e.g. a clean run's
         `resid_pre`), the layers before it are skipped: an ablation in a later layer cannot change them.
+        With `queries` [B, P], the last layer is evaluated at those positions only: [B, P, D].
         """
         T = tokens.shape[1]
         if T > self.pos.shape[0]:
             raise ValueError(f"context of {T} tokens exceeds the model's context_length {self.pos.shape[0]}")
-        if start_layer and (resid is None or cache is not None):
-            raise ValueError("starting at a later layer needs its input residual and records no cache")
+        if (start_layer or queries is not None) and cache is not None:
+            raise ValueError("a cache records full passes only: no start_layer, no queries")
+        if start_layer and resid is None:
+            raise ValueError("starting at a later layer needs the residual stream before it")
         x = self.W_E[tokens] if resid is None else resid
         pos = self.pos[:T]
         for layer in range(start_layer, self.n_layers):
@@ -227,7 +248,8 @@ class Transformer(nn.Module):
                 layer_cache = {"resid_pre": x}
                 cache.layers.append(layer_cache)
             mask = head_mask[:, layer] if head_mask is not None else None
-            x = self.blocks[layer](x, pos, layer_cache, mask, frozen.layers[layer] if frozen else None)
+            last = queries if layer == self.n_layers - 1 else None
+            x = self.blocks[layer](x, pos, layer_cache, mask, frozen.layers[layer] if frozen else None, last)
         return x
 
     def unembed(

@@ -39,10 +39,12 @@ def joint_pca(
 
 def turn_degrees(trajectory: np.ndarray, start: int, end: int) -> float:
     """Angle in degrees between the trajectory's direction inside a window (start -> end) and its
-    direction over as many snapshots before it (start - (end - start) -> start, at least 2, clipped
-    at the first snapshot). 0: straight on; 180: reversal."""
+    direction over as many snapshots before it (start - (end - start) -> start, at least 2).
+    0: straight on; 180: reversal; NaN when training has fewer snapshots before the window."""
     span = max(end - start, 2)
-    before = trajectory[start] - trajectory[max(start - span, 0)]
+    if start - span < 0:
+        return float("nan")
+    before = trajectory[start] - trajectory[start - span]
     during = trajectory[end] - trajectory[start]
     norms = np.linalg.norm(before) * np.linalg.norm(during)
     if norms == 0:

@@ -1,10 +1,12 @@
 """The phase-change window of one model (methods.md §7).
 
-From the ICL score over training: smooth it (centred moving average over snapshots), differentiate it
-against tokens seen, and take the contiguous span around the steepest fall where the fall is at least
-`window_slope_fraction` of its steepest. The window's share of the ICL score formed over training is
-(S(start) - S(end)) / (S(first) - S(last)) on the smoothed score S; step 0's score is close to zero, so
-this is the fraction of the final ICL score formed inside the window.
+From the ICL score over training: smooth it (centred moving average over snapshots), take its lasting
+level E(t) = max over t' >= t of the smoothed score (a dip that training later undoes, as in the first
+few hundred steps, is not in-context learning formed), differentiate E against tokens seen, and take
+the contiguous span around the steepest fall where the fall is at least `window_slope_fraction` of its
+steepest. The window's share of the ICL score formed over training is (E(start) - E(end)) /
+(E(first) - E(last)); step 0's score is close to zero, so this is the fraction of the final ICL score
+formed inside the window.
 
 A model has a phase change when its window holds at least `window_fraction` of that score, forms at
 least `min_icl_drop` nats, and spans at most `max_window_span` of training: an ICL score that falls
@@ -60,27 +62,28 @@ def find_window(
     min_fraction: float,
     max_span: float,
 ) -> tuple[Window | None, np.ndarray, np.ndarray]:
-    """(window or None when the smoothed score never falls, smoothed score, slope per token)."""
+    """(window or None when the score never falls for good, lasting level E, slope of E per token)."""
     smoothed = smooth(np.asarray(icl, np.float64), smoothing)
-    slope = np.gradient(smoothed, np.asarray(tokens_seen, np.float64))
+    lasting = np.maximum.accumulate(smoothed[::-1])[::-1]
+    slope = np.gradient(lasting, np.asarray(tokens_seen, np.float64))
     steepest = int(np.argmin(slope))
     if slope[steepest] >= 0:
-        return None, smoothed, slope
+        return None, lasting, slope
     threshold = slope_fraction * slope[steepest]
     start = end = steepest
     while start > 0 and slope[start - 1] <= threshold:
         start -= 1
     while end < len(slope) - 1 and slope[end + 1] <= threshold:
         end += 1
-    formed = float(smoothed[start] - smoothed[end])
-    total = float(smoothed[0] - smoothed[-1])
+    formed = float(lasting[start] - lasting[end])
+    total = float(lasting[0] - lasting[-1])
     fraction = formed / total if total > 0 else float("nan")
     tokens_seen = np.asarray(tokens_seen, np.float64)
     span = (tokens_seen[end] - tokens_seen[start]) / (tokens_seen[-1] - tokens_seen[0])
     has = bool(
         total >= min_icl_drop and formed >= min_icl_drop and fraction >= min_fraction and span <= max_span
     )
-    return Window(start, end, steepest, formed, total, fraction, has), smoothed, slope
+    return Window(start, end, steepest, formed, total, fraction, has), lasting, slope
 
 
 def describe(window: Window | None, steps: np.ndarray, tokens_seen: np.ndarray) -> dict[str, Any] | None:
@@ -97,9 +100,10 @@ def describe(window: Window | None, steps: np.ndarray, tokens_seen: np.ndarray) 
 
 
 def read(path: str | Path) -> dict[str, Any]:
-    """A phase file as a dict: steps, tokens_seen, smoothed ICL, slope, and the window (None if none)."""
+    """A phase file as a dict: steps, tokens_seen, lasting ICL level, its slope, and the window (None if
+    none)."""
     with h5io.open_input(path, STAGE) as f:
-        out = {k: h5io.read(f, k) for k in ("steps", "tokens_seen", "icl_smoothed", "icl_slope")}
+        out = {k: h5io.read(f, k) for k in ("steps", "tokens_seen", "icl_lasting", "icl_slope")}
         out["model"] = str(f.attrs["model"])
         out["window"] = h5io.read_json_attr(f, "window")
     return out
@@ -109,7 +113,7 @@ def run(losses_path: str | Path, out_path: str | Path, settings: dict[str, Any])
     with h5io.open_input(losses_path, "losses") as f:
         steps, tokens, icl = (h5io.read(f, k) for k in ("steps", "tokens_seen", "icl_score"))
         model, config_hash = str(f.attrs["model"]), str(f.attrs["config_hash"])
-    window, smoothed, slope = find_window(
+    window, lasting, slope = find_window(
         tokens,
         icl,
         settings["icl_smoothing"],
@@ -134,5 +138,5 @@ def run(losses_path: str | Path, out_path: str | Path, settings: dict[str, Any])
     with h5io.atomic_writer(out_path, STAGE, config_hash, model=model, window=json.dumps(described)) as f:
         h5io.write(f, "steps", steps, ("snapshot",), units="optimizer steps")
         h5io.write(f, "tokens_seen", tokens, ("snapshot",), units="tokens")
-        h5io.write(f, "icl_smoothed", smoothed, ("snapshot",), units="nats")
+        h5io.write(f, "icl_lasting", lasting, ("snapshot",), units="nats")
         h5io.write(f, "icl_slope", slope, ("snapshot",), units="nats per token")
