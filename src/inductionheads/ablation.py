@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from . import h5io, phase
-from .model import Cache, Transformer
+from .model import Cache, Transformer, layer_norm
 from .snapshots import SnapshotReader
 
 STAGE = "ablation"
@@ -73,14 +73,6 @@ def _centred(x: torch.Tensor) -> torch.Tensor:
     return x - x.mean(-1, keepdim=True)
 
 
-def _head_masks(model: Transformer, layer: int, batch: int) -> torch.Tensor:
-    """[H * batch, n_layers, H]: batch block h zeroes head h of `layer`."""
-    H = model.n_heads
-    mask = torch.ones(H, model.n_layers, H)
-    mask[torch.arange(H), layer, torch.arange(H)] = 0
-    return mask.repeat_interleave(batch, dim=0)
-
-
 def _repeat(t: torch.Tensor, n: int) -> torch.Tensor:
     return t.repeat(n, *([1] * (t.ndim - 1)))
 
@@ -88,29 +80,40 @@ def _repeat(t: torch.Tensor, n: int) -> torch.Tensor:
 def _batched(
     model: Transformer, tokens: torch.Tensor, columns: torch.Tensor, cache: Cache, frozen: bool
 ) -> torch.Tensor:
-    """Losses [L, H, B, P] with each head removed by a batched forward from its layer on (the last
-    layer only at the needed positions); with `frozen`, patterns and LayerNorm scales come from the
-    clean `cache`."""
-    B, H = tokens.shape[0], model.n_heads
+    """Losses [L, H, B, P] with each head removed by a batched forward over the heads of a layer.
+
+    Removing head h of layer l leaves that layer's attention inputs, patterns and other heads as in the
+    clean run: the residual stream after its attention is the clean one minus the head's result vector,
+    from the cache. Only what follows (layer l's MLP, the later layers) is recomputed, the last layer
+    at the needed positions only. With `frozen`, patterns and LayerNorm scales come from the clean
+    `cache` (pattern-preserving ablation)."""
+    H, last = model.n_heads, model.n_layers - 1
     out = []
     for layer in range(model.n_layers):
-        replay = None
-        if frozen:
-            keys = ("pattern", "ln1_scale", "ln2_scale")
-            replay = Cache(
-                layers=[
-                    {k: _repeat(c[k], H) for k in keys if k in c} if i >= layer else {}
-                    for i, c in enumerate(cache.layers)
-                ]
+        c, block = cache.layers[layer], model.blocks[layer]
+        pattern = c["pattern"] if layer < last else _rows(c["pattern"], columns)
+        result = torch.einsum("bhqe,hed->hbqd", pattern @ c["v"], block.attn.W_O)  # [H, B, T|P, D]
+        before = c["resid_pre"] if layer < last else _at(c["resid_pre"], columns)
+        x = (before + result.sum(0) + block.attn.b_O) - result  # each head removed from the clean sum
+        if block.mlp is not None:
+            scale = None
+            if frozen:
+                scale = c["ln2_scale"] if layer < last else _at(c["ln2_scale"], columns)
+            x = x + block.mlp(layer_norm(x, block.ln2, scale)[0])
+        x = x.flatten(0, 1)
+        if layer < last:
+            replay = None
+            if frozen:
+                keys = ("pattern", "ln1_scale", "ln2_scale")
+                replay = Cache(
+                    layers=[
+                        {k: _repeat(c2[k], H) for k in keys if k in c2} if i > layer else {}
+                        for i, c2 in enumerate(cache.layers)
+                    ]
+                )
+            x = model.residual(
+                _repeat(tokens, H), frozen=replay, start_layer=layer + 1, resid=x, queries=_repeat(columns, H)
             )
-        x = model.residual(
-            _repeat(tokens, H),
-            head_mask=_head_masks(model, layer, B),
-            frozen=replay,
-            start_layer=layer,
-            resid=_repeat(cache.layers[layer]["resid_pre"], H),
-            queries=_repeat(columns, H),
-        )
         scale = _at(cache.ln_final_scale, columns) if frozen else None
         out.append(
             losses_at(model.unembed(x.view(H, *columns.shape, -1), frozen_scale=scale), tokens, columns)
@@ -163,7 +166,7 @@ def ablate(
     """Clean losses [B, P] and, per method, the losses [L, H, B, P] with each head removed."""
     cache = Cache()
     x = model.residual(tokens, cache=cache)
-    model.unembed(x, cache=cache)  # records the final LayerNorm scale
+    _, cache.ln_final_scale = layer_norm(x, model.ln_final)  # logits are needed at `columns` only
     scale = _at(cache.ln_final_scale, columns)
     clean_logits = model.unembed(_at(x, columns), frozen_scale=scale)
     out = {}
