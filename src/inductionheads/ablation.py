@@ -2,8 +2,9 @@
 ways, and what its removal does to the ICL score and to the per-token losses.
 
 - Full ablation: the head's output is zeroed and everything downstream recomputed. All heads of a
-  layer run as one batched forward (a head mask along the batch axis), starting from the clean
-  residual stream before that layer, since the layers below cannot change.
+  layer run as one batched forward, one head removed per batch entry: the layer's attention is as in
+  the clean run, so each entry starts from the cached residual stream after it minus the removed
+  head's result vector.
 - Pattern-preserving ablation: attention patterns and LayerNorm scales are frozen from the clean run
   and the head's output is zeroed. Without MLPs (attention-only and smeared-key models, whose keys act
   only through the frozen patterns) the logits are then linear in each head's output: every head's
