@@ -84,3 +84,21 @@ def test_random_tokens_exclude_bos_and_frequency_tails():
     assert seqs.shape == (3, 41) and (seqs[:, 0] == 0).all()
     assert (seqs[:, 1:11] == seqs[:, 11:21]).all()
     assert all(len(set(row[1:11])) == 10 for row in seqs)
+
+
+def test_a_pretrained_tokenizer_gives_the_ids_of_the_one_trained_here(tmp_path):
+    """corpus.tokenizer (the tokenizer of an imported checkpoint series) replaces BPE training; loaded
+    back, the tokenizer trained on the same corpus reproduces every token id."""
+    write_docs(tmp_path)
+    settings = dict(
+        source="files", paths=[str(tmp_path / "*.txt")], heldout_fraction=0.25, vocab_size=300, seed=0
+    )
+    corpus.build(settings, tmp_path / "trained.h5", tmp_path / "tok.json", "hash")
+    pretrained = {**settings, "tokenizer": str(tmp_path / "tok.json"), "bos_token": corpus.BOS}
+    corpus.build(pretrained, tmp_path / "loaded.h5", tmp_path / "tok2.json", "hash")
+    with h5py.File(tmp_path / "trained.h5", "r") as a, h5py.File(tmp_path / "loaded.h5", "r") as b:
+        for key in ("train", "heldout", "train_doc_offsets", "train_token_counts"):
+            assert np.array_equal(a[key][:], b[key][:]), key
+        assert a.attrs["bos_id"] == b.attrs["bos_id"] == 0
+    with pytest.raises(ValueError, match="corpus.bos_token"):
+        corpus.build({**pretrained, "bos_token": "<|nope|>"}, tmp_path / "x.h5", tmp_path / "x.json", "h")

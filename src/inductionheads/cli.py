@@ -53,6 +53,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
     p.add_argument("--no-progress", action="store_true")
 
+    p = stage("import", "a snapshot file from a TransformerLens checkpoint series (interop extra)")
+    p.add_argument("--tokens", required=True)
+    p.add_argument("--out", required=True)
+
+    p = stage("export", "snapshots as TransformerLens state dicts and config (interop extra)")
+    p.add_argument("--snapshots", required=True)
+    p.add_argument("--out-dir", required=True)
+    p.add_argument("--index", type=int, nargs="*", help="snapshot positions (default: all)")
+
     for name, help in [
         ("losses", "per-token losses and ICL score of every snapshot"),
         ("heads", "head scores of every snapshot"),
@@ -130,6 +139,14 @@ def _run(args: argparse.Namespace) -> None:
         train.train(
             s, args.tokens, args.out, threads=args.threads, device=device, progress=not args.no_progress
         )
+    elif args.stage == "import":
+        from . import interop
+
+        interop.import_series(s, args.tokens, args.out)
+    elif args.stage == "export":
+        from . import interop
+
+        interop.export(args.snapshots, args.out_dir, args.index)
     elif args.stage == "losses":
         from . import losses
 

@@ -124,12 +124,29 @@ def train_tokenizer(texts: list[str], vocab_size: int):
     return tok
 
 
-def encode_stream(tok, docs: list[Document]) -> tuple[np.ndarray, np.ndarray]:
-    """Token ids of the documents, each preceded by BOS (id 0), and each document's start offset."""
+def load_tokenizer(path: str | Path, bos_token: str):
+    """A pretrained `tokenizers` JSON (e.g. the tokenizer of an imported checkpoint series) and the id
+    of its document-separator token."""
+    from tokenizers import Tokenizer
+
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"config key 'corpus.tokenizer': no tokenizer file {path}")
+    tok = Tokenizer.from_file(str(path))
+    bos_id = tok.token_to_id(bos_token)
+    if bos_id is None:
+        raise ValueError(
+            f"config key 'corpus.bos_token': tokenizer {path} has no token {bos_token!r} "
+            "to separate documents"
+        )
+    return tok, bos_id
+
+
+def encode_stream(tok, docs: list[Document], bos_id: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Token ids of the documents, each preceded by BOS (`bos_id`), and each document's start offset."""
     encoded = tok.encode_batch([d.text for d in docs])
     lengths = np.array([len(e.ids) + 1 for e in encoded], dtype=np.int64)
     offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-    stream = np.zeros(int(lengths.sum()), dtype=np.int32)
+    stream = np.full(int(lengths.sum()), bos_id, dtype=np.int32)
     for off, e in zip(offsets, encoded, strict=True):
         stream[off + 1 : off + 1 + len(e.ids)] = e.ids
     return stream, offsets
@@ -138,7 +155,8 @@ def encode_stream(tok, docs: list[Document]) -> tuple[np.ndarray, np.ndarray]:
 def build(
     corpus: dict[str, Any], tokens_path: str | Path, tokenizer_path: str | Path, config_hash: str
 ) -> None:
-    """Read the corpus, split it, train BPE on the training split, write the token store."""
+    """Read the corpus, split it, train BPE on the training split (or load `corpus.tokenizer`), write
+    the token store."""
     docs = documents(corpus)
     seed = corpus.get("seed", 0)
     train, heldout = split(docs, corpus["heldout_fraction"], seed)
@@ -149,20 +167,25 @@ def build(
         len(heldout),
         sum(len(d.text) for d in docs) / 1e6,
     )
-    tok = train_tokenizer([d.text for d in train], corpus["vocab_size"])
+    if corpus.get("tokenizer"):
+        tok, bos_id = load_tokenizer(corpus["tokenizer"], corpus.get("bos_token", BOS))
+        tokenizer_json = tok.to_str(pretty=True)
+    else:
+        tok, bos_id = train_tokenizer([d.text for d in train], corpus["vocab_size"]), 0
+        tokenizer_json = tok._tokenizer.to_str(pretty=True)
     vocab = tok.get_vocab_size()
-    train_ids, train_offsets = encode_stream(tok, train)
-    heldout_ids, heldout_offsets = encode_stream(tok, heldout)
+    train_ids, train_offsets = encode_stream(tok, train, bos_id)
+    heldout_ids, heldout_offsets = encode_stream(tok, heldout, bos_id)
     log.info("tokens: %d train, %d held out, vocab %d", len(train_ids), len(heldout_ids), vocab)
     dtype = np.uint16 if vocab <= 2**16 else np.int32
     counts = np.bincount(train_ids, minlength=vocab)
-    tok_digest = hashlib.sha256(tok._tokenizer.to_str().encode()).hexdigest()[:16]
+    tok_digest = hashlib.sha256(tokenizer_json.encode()).hexdigest()[:16]
     with h5io.atomic_writer(
         tokens_path,
         "corpus",
         config_hash,
         vocab_size=vocab,
-        bos_id=0,
+        bos_id=bos_id,
         source=corpus["source"],
         python=sys.version.split()[0],
         tokenizer_sha256=tok_digest,
@@ -174,7 +197,7 @@ def build(
         h5io.write(f, "train_token_counts", counts, ("vocab",), units="count")
         f.attrs["heldout_doc_ids"] = "\n".join(d.doc_id for d in heldout)
     tmp = Path(tokenizer_path).with_name(Path(tokenizer_path).name + ".tmp")
-    tmp.write_text(tok._tokenizer.to_str(pretty=True))
+    tmp.write_text(tokenizer_json)
     tmp.replace(tokenizer_path)
 
 

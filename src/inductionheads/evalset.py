@@ -18,17 +18,17 @@ from . import h5io
 STAGE = "evalset"
 
 
-def allowed_random_tokens(counts: np.ndarray, exclude_fraction: float) -> np.ndarray:
+def allowed_random_tokens(counts: np.ndarray, exclude_fraction: float, bos_id: int = 0) -> np.ndarray:
     """Token ids ranked by training frequency, minus the top and bottom `exclude_fraction`, minus BOS."""
     order = np.argsort(-counts, kind="stable")
-    order = order[order != 0]
+    order = order[order != bos_id]
     cut = int(round(len(order) * exclude_fraction))
     kept = order[cut : len(order) - cut]
     return np.sort(kept)
 
 
 def repeated_sequences(
-    allowed: np.ndarray, n_sequences: int, repeat_length: int, n_repeats: int, seed: int
+    allowed: np.ndarray, n_sequences: int, repeat_length: int, n_repeats: int, seed: int, bos_id: int = 0
 ) -> np.ndarray:
     """BOS + r * n_repeats; r drawn without replacement, so a token's offset in r is unique."""
     if len(allowed) < repeat_length:
@@ -37,7 +37,7 @@ def repeated_sequences(
     rows = []
     for _ in range(n_sequences):
         r = rng.choice(allowed, size=repeat_length, replace=False)
-        rows.append(np.concatenate([[0], np.tile(r, n_repeats)]))
+        rows.append(np.concatenate([[bos_id], np.tile(r, n_repeats)]))
     return np.stack(rows).astype(np.int64)
 
 
@@ -60,19 +60,21 @@ def build(
         heldout = h5io.read(f, "heldout").astype(np.int64)
         counts = h5io.read(f, "train_token_counts")
         vocab = int(f.attrs["vocab_size"])
+        bos_id = int(f.attrs["bos_id"])
     T, N = evaluation["context_length"], evaluation["n_contexts"]
     contexts = heldout_contexts(heldout, N, T, evaluation["seed"])
     rng = np.random.default_rng(evaluation["seed"] + 1)
     random_index = rng.integers(1, T, size=N)  # a 1-based context index i: the loss of token i
-    allowed = allowed_random_tokens(counts, heads["exclude_frequency_fraction"])
+    allowed = allowed_random_tokens(counts, heads["exclude_frequency_fraction"], bos_id)
     repeated = repeated_sequences(
-        allowed, heads["n_sequences"], heads["repeat_length"], heads["n_repeats"], heads["seed"]
+        allowed, heads["n_sequences"], heads["repeat_length"], heads["n_repeats"], heads["seed"], bos_id
     )
     with h5io.atomic_writer(
         out_path,
         STAGE,
         config_hash,
         vocab_size=vocab,
+        bos_id=bos_id,
         repeat_length=heads["repeat_length"],
         n_repeats=heads["n_repeats"],
         icl_early=evaluation["icl_early"],

@@ -68,6 +68,8 @@ def training_loss(inputs: Inputs, settings: dict[str, Any]) -> plt.Figure:
             loss = h5io.read(f, "train_loss")
             per_step = int(f.attrs["tokens_per_step"])
             name = _model_name(f)
+        if not len(loss):  # an imported checkpoint series carries no training-loss curve
+            continue
         w = settings["smoothing_window"]
         y = _smooth(loss, w)
         step = np.arange(len(y)) + (w if len(loss) >= w else 1)
@@ -75,6 +77,9 @@ def training_loss(inputs: Inputs, settings: dict[str, Any]) -> plt.Figure:
             pd.DataFrame({"tokens seen": step * per_step, "training loss (nats/token)": y, "model": name})
         )
     fig, ax = plt.subplots(figsize=(7, 4.2))
+    if not frames:
+        ax.text(0.5, 0.5, "no model of this experiment was trained here", ha="center", transform=ax.transAxes)
+        return fig
     sns.lineplot(data=pd.concat(frames), x="tokens seen", y="training loss (nats/token)", hue="model", ax=ax)
     ax.set_title(f"Loss over training (moving average of {settings['smoothing_window']} steps)")
     return fig
@@ -403,10 +408,14 @@ def model_analysis_table(inputs: Inputs, settings: dict[str, Any]) -> plt.Figure
         column[0].set_xlabel("PC1")
         column[0].set_ylabel("PC2")
         # training loss
-        w = settings["smoothing_window"]
-        y = _smooth(c.train_loss, w)
-        column[1].plot((np.arange(len(y)) + min(w, len(c.train_loss))) * c.tokens_per_step, y, color="C0")
-        column[1].set_ylabel("training loss")
+        if len(c.train_loss):
+            w = settings["smoothing_window"]
+            y = _smooth(c.train_loss, w)
+            column[1].plot((np.arange(len(y)) + min(w, len(c.train_loss))) * c.tokens_per_step, y, color="C0")
+            column[1].set_ylabel("training loss")
+        else:  # imported checkpoints: the held-out loss at each snapshot instead
+            column[1].plot(c.tokens_seen, c.mean_loss.mean(1), color="C0", marker=".")
+            column[1].set_ylabel("held-out loss")
         index = np.arange(1, c.mean_loss.shape[1] + 1)
         _heatmap(column[2], fig, c.tokens_seen, index, c.mean_loss, "viridis", "nats")
         column[2].set_ylabel("context index")

@@ -207,7 +207,16 @@ class Transformer(nn.Module):
         self.ln_final = nn.LayerNorm(d)
         self.W_U = nn.Parameter(torch.randn(d, vocab_size) / math.sqrt(d))
         self.b_U = nn.Parameter(torch.zeros(vocab_size))
-        self.register_buffer("pos", sinusoidal_positions(spec["context_length"], d), persistent=False)
+        # Shortformer position vectors: the fixed sinusoid of our models (not stored), or, for a model
+        # imported from a checkpoint series (spec positions: stored), its own learned ones, saved and
+        # loaded with the weights
+        stored = spec.get("positions", "sinusoidal") == "stored"
+        pos = (
+            torch.zeros(spec["context_length"], d)
+            if stored
+            else sinusoidal_positions(spec["context_length"], d)
+        )
+        self.register_buffer("pos", pos, persistent=stored)
 
     @property
     def n_layers(self) -> int:

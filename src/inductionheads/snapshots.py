@@ -7,8 +7,10 @@ vocabulary size as attributes, so a snapshot can be rebuilt from the file alone.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -22,6 +24,42 @@ STAGE = "train"
 def snapshot_steps(steps: int, n_snapshots: int) -> np.ndarray:
     """Step 0 plus `n_snapshots` steps at linear intervals, ending at `steps`."""
     return np.unique(np.round(np.linspace(0, steps, n_snapshots + 1)).astype(np.int64))
+
+
+def write(
+    out_path: str | Path,
+    spec: dict[str, Any],
+    vocab_size: int,
+    steps: np.ndarray,
+    tokens_per_step: int,
+    train_loss: np.ndarray,
+    state: Callable[[int], dict[str, torch.Tensor]],
+    param_axes: Callable[[str], tuple[str, ...]],
+    **attrs: Any,
+) -> None:
+    """Write a snapshot file: `state(i)` gives snapshot i's state dict, read one at a time."""
+    from .config import digest
+
+    steps = np.asarray(steps, np.int64)
+    with h5io.atomic_writer(
+        out_path,
+        STAGE,
+        digest(spec),
+        spec=spec,
+        vocab_size=vocab_size,
+        tokens_per_step=tokens_per_step,
+        **attrs,
+    ) as f:
+        h5io.write(f, "steps", steps, ("snapshot",), units="optimizer steps")
+        h5io.write(f, "tokens_seen", steps * tokens_per_step, ("snapshot",), units="tokens")
+        h5io.write(f, "train_loss", np.asarray(train_loss, np.float32), ("step",), units="nats/token")
+        params = f.create_group("params")
+        for index in range(len(steps)):
+            for name, tensor in state(index).items():
+                if index == 0:
+                    ds = params.create_dataset(name, shape=(len(steps), *tensor.shape), dtype="float32")
+                    ds.attrs["axes"] = json.dumps(["snapshot", *param_axes(name)])
+                params[name][index] = tensor.detach().cpu().numpy()
 
 
 class SnapshotReader:

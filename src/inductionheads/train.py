@@ -6,7 +6,6 @@ token stream (documents separated by BOS).
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import sys
@@ -18,10 +17,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from . import h5io
+from . import h5io, snapshots
 from .config import digest
 from .model import Transformer, per_token_losses
-from .snapshots import STAGE, snapshot_steps
+from .snapshots import snapshot_steps
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +38,7 @@ PARAM_AXES = {
     "W_U": ("d_model", "vocab"),
     "b_U": ("vocab",),
     "alpha_smear": ("head",),
+    "pos": ("position", "d_model"),
     "W_in": ("d_model", "d_mlp"),
     "b_in": ("d_mlp",),
     "W_out": ("d_mlp", "d_model"),
@@ -214,19 +214,9 @@ def train(
         bar.set_postfix(loss=f"{losses[step]:.3f}", refresh=False)
     bar.close()
 
-    with h5io.atomic_writer(
-        out_path, STAGE, digest(spec), spec=spec, vocab_size=vocab, tokens_per_step=B * T, device=str(device)
-    ) as f:
-        h5io.write(f, "steps", snap_steps, ("snapshot",), units="optimizer steps")
-        h5io.write(f, "tokens_seen", snap_steps * B * T, ("snapshot",), units="tokens")
-        h5io.write(f, "train_loss", losses, ("step",), units="nats/token")
-        params = f.create_group("params")
-        for index in range(len(snap_steps)):
-            for name, tensor in checkpoints.snapshot(index).items():
-                if index == 0:
-                    ds = params.create_dataset(name, shape=(len(snap_steps), *tensor.shape), dtype="float32")
-                    ds.attrs["axes"] = json.dumps(["snapshot", *param_axes(name)])
-                params[name][index] = tensor.numpy()
+    snapshots.write(
+        out_path, spec, vocab, snap_steps, B * T, losses, checkpoints.snapshot, param_axes, device=str(device)
+    )
     checkpoints.clear()
     log.info(
         "trained %s: %d steps (%d in this run) in %.0f s, final loss %.4f",

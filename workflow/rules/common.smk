@@ -26,6 +26,15 @@ except ConfigError as err:
 EXP = config["experiment"]
 RESULTS = f"results/{EXP}"
 MODELS = list(config["models"])
+# models imported from a checkpoint series instead of trained (rule import_checkpoints)
+IMPORTED = [m for m in MODELS if "checkpoints" in (config["models"][m] or {})]
+TRAINED = [m for m in MODELS if m not in IMPORTED]
+
+
+def one_of(names):
+    """A wildcard constraint matching exactly these names ("(?!)" matches nothing)."""
+    return "|".join(names) or "(?!)"
+
 
 # Jobs import the package from this checkout when it has one, also inside conda environments,
 # which install only its dependencies (the prefix replaces Snakemake's default "set -euo pipefail").
@@ -61,6 +70,11 @@ def train_priority(wildcards):
         * (spec["n_layers"] + 1)
         * (2 if spec["family"] == "with-mlp" else 1)
     )
+
+
+def import_settings(wildcards):
+    spec = model_spec(config, wildcards.model)
+    return settings({k: spec[k] for k in ("name", "family", "n_layers", "checkpoints")})
 
 
 def model_threads(wildcards):
@@ -134,6 +148,7 @@ CODE = {
     "corpus": code_digest("corpus", "h5io"),
     "evalset": code_digest("evalset", "h5io"),
     "train": code_digest("train", "model", "snapshots", "h5io"),
+    "import": code_digest("interop", "train", "model", "snapshots", "h5io"),
     "losses": code_digest("losses", "model", "snapshots", "h5io"),
     "heads": code_digest("heads", "model", "snapshots", "h5io"),
     "phase": code_digest("phase", "h5io"),

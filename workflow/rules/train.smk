@@ -7,6 +7,8 @@ rule train:
         f"{RESULTS}/logs/train/{{model}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/train/{{model}}.tsv"
+    wildcard_constraints:
+        model=one_of(TRAINED),
     priority: train_priority
     conda:
         "../../envs/inductionheads.yaml"
@@ -16,4 +18,26 @@ rule train:
         code=CODE["train"],
     shell:
         "python -m inductionheads train --settings {params.settings:q} --threads {threads}"
+        " --tokens {input.tokens} --out {output.snapshots} --log {log}"
+
+
+rule import_checkpoints:
+    input:
+        tokens=rules.corpus.output.tokens,
+    output:
+        snapshots=f"{RESULTS}/models/{{model}}/snapshots.h5",
+    log:
+        f"{RESULTS}/logs/import/{{model}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/import/{{model}}.tsv"
+    wildcard_constraints:
+        model=one_of(IMPORTED),
+    conda:
+        "../../envs/inductionheads.yaml"
+    threads: 1
+    params:
+        settings=import_settings,
+        code=CODE["import"],
+    shell:
+        "python -m inductionheads import --settings {params.settings:q}"
         " --tokens {input.tokens} --out {output.snapshots} --log {log}"
