@@ -13,9 +13,9 @@ def run(*cmd):
 
 
 def test_ruff_is_clean():
-    proc = run(sys.executable, "-m", "ruff", "check", "src", "tests")
+    proc = run(sys.executable, "-m", "ruff", "check", "src", "tests", "benchmarks")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    proc = run(sys.executable, "-m", "ruff", "format", "--check", "src", "tests")
+    proc = run(sys.executable, "-m", "ruff", "format", "--check", "src", "tests", "benchmarks")
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
