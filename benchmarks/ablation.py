@@ -6,7 +6,7 @@ output zeroed (patterns and LayerNorm scales frozen from a clean run for pattern
 ablation), full logits, and the losses read off. Targets on 2 CPU cores: >= 20x for
 pattern-preserving and >= 2x for full ablation.
 
-    python benchmarks/ablation.py [--threads 2] [--layers 3] [--contexts 128] [--repeats 3]
+    python benchmarks/ablation.py [--threads 2] [--layers 3] [--heads 4] [--d-model 128] [--contexts 128]
 """
 
 from __future__ import annotations
@@ -51,6 +51,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--layers", type=int, default=3)
+    parser.add_argument("--heads", type=int, default=4)
+    parser.add_argument("--d-model", type=int, default=128)
     parser.add_argument("--family", default="attention-only")
     parser.add_argument("--contexts", type=int, default=128)
     parser.add_argument("--batch", type=int, default=16)
@@ -58,8 +60,10 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    # the default experiment's model size and evaluation settings
-    spec = dict(family=args.family, n_layers=args.layers, d_model=128, n_heads=4, context_length=256)
+    # by default the default experiment's attn3 and its evaluation settings
+    spec = dict(
+        family=args.family, n_layers=args.layers, d_model=args.d_model, n_heads=args.heads, context_length=256
+    )
     model = Transformer(spec, 512).eval()
     tokens = torch.randint(0, 512, (args.contexts, 256))
     random_index = np.random.default_rng(0).integers(1, 256, args.contexts)
@@ -77,7 +81,8 @@ def main() -> None:
 
     t_ours, got = best_of(ours, args.repeats)
     print(
-        f"{args.family}, {args.layers} layers x 4 heads, {args.contexts} contexts of 256 tokens,"
+        f"{args.family}, {args.layers} layers x {args.heads} heads, d_model {args.d_model},"
+        f" {args.contexts} contexts of 256 tokens,"
         f" {args.threads} threads"
     )
     print(f"{'method':<20} {'naive loop (s)':>15} {'all at once (s)':>16} {'ratio':>7} {'max |diff|':>11}")

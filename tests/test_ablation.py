@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from inductionheads import ablation
-from inductionheads.losses import icl_score
+from inductionheads.icl import icl_score
 from inductionheads.model import Transformer, per_token_losses
 
 FAMILIES = ("attention-only", "with-mlp", "smeared-key")

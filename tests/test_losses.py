@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from inductionheads.losses import dloss_dlog_index, icl_score
+from inductionheads.icl import dloss_dlog_index, icl_score
 from inductionheads.model import per_token_losses
 from inductionheads.snapshots import SnapshotReader
 

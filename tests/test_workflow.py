@@ -128,6 +128,7 @@ def test_one_model_change_reruns_only_its_chain_and_figures(smoke_copy):
             ("heads", "attn2"),
             ("phase", "attn2"),
             ("ablation", "attn2"),
+            *[("merge_shards", "attn2")] * 3,  # losses, heads, ablation: one shard each
             ("figures_model", "attn2"),
             ("pca", ""),
             ("claims", ""),

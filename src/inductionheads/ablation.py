@@ -28,9 +28,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from . import device as devices
 from . import h5io, phase
 from .model import Cache, Transformer, layer_norm
-from .snapshots import SnapshotReader
+from .snapshots import SnapshotReader, shard_positions
 
 STAGE = "ablation"
 METHODS = ("full", "pattern_preserving")
@@ -188,7 +189,7 @@ def ablate_set(model: Transformer, tokens: torch.Tensor, columns: torch.Tensor, 
     ways (one forward each)."""
     cache = Cache()
     model(tokens, cache=cache)
-    mask = torch.as_tensor(~heads, dtype=torch.float32).expand(tokens.shape[0], -1, -1)
+    mask = torch.as_tensor(~heads, dtype=torch.float32, device=tokens.device).expand(tokens.shape[0], -1, -1)
     out = {}
     for method in METHODS:
         logits = model(tokens, head_mask=mask, frozen=cache if method == "pattern_preserving" else None)
@@ -225,34 +226,41 @@ def run(
     out_path: str | Path,
     settings: dict[str, Any],
     threads: int = 1,
+    shard: tuple[int, int] = (0, 1),
+    device: str = "auto",
 ) -> None:
+    """Ablations of the scheduled snapshots of `shard` (index, count) on `device` (auto: CUDA when
+    present). The shard holding the last snapshot also removes the induction heads together."""
     torch.set_num_threads(threads)
+    device = devices.pick(device)
     n = settings["n_contexts"]
     with h5io.open_input(evalset_path, "evalset") as f:
         contexts = torch.from_numpy(h5io.read(f, "contexts")[:n])
         random_index = h5io.read(f, "random_index")[:n]
         early, late, w = (int(f.attrs[k]) for k in ("icl_early", "icl_late", "icl_window"))
         eval_hash = str(f.attrs["config_hash"])
-    columns = target_columns(early, late, w, random_index)
+    columns = target_columns(early, late, w, random_index).to(device)
+    contexts = contexts.to(device)
     window = phase.read(phase_path)["window"]
     direction = before_after_vector(losses_path, window, len(contexts))
     inductive = induction_heads(heads_path, settings)
     with SnapshotReader(snapshots_path) as snaps:
-        todo = schedule(len(snaps), settings["every"])
+        todo = shard_positions(schedule(len(snaps), settings["every"]), shard, str(snapshots_path))
+        holds_last = todo[-1] == len(snaps) - 1
         L, H, N = snaps.spec["n_layers"], snaps.spec["n_heads"], len(contexts)
         clean_icl = np.zeros(len(todo))
         delta_icl = {m: np.zeros((len(todo), L, H)) for m in METHODS}
         delta_random = {m: np.zeros((len(todo), L, H, N), np.float32) for m in METHODS}
         for a, index in enumerate(todo):
-            model = snaps.model(int(index))
+            model = snaps.model(int(index), device)
             clean, ablated = [], {m: [] for m in METHODS}
             for chunk, cols in zip(
                 contexts.split(settings["batch_size"]), columns.split(settings["batch_size"]), strict=True
             ):
                 c, out = ablate(model, chunk, cols)
-                clean.append(c)
+                clean.append(c.cpu())
                 for m in METHODS:
-                    ablated[m].append(out[m])
+                    ablated[m].append(out[m].cpu())
             clean_example_icl, clean_random = summarize(torch.cat(clean), w)
             clean_icl[a] = float(clean_example_icl.mean())
             for m in METHODS:
@@ -269,13 +277,13 @@ def run(
                 top[1],
             )
         joint = {}
-        if inductive.any():
+        if holds_last and inductive.any():
             together = {m: [] for m in METHODS}
             for chunk, cols in zip(
                 contexts.split(settings["batch_size"]), columns.split(settings["batch_size"]), strict=True
             ):
                 for m, losses in ablate_set(model, chunk, cols, inductive).items():
-                    together[m].append(losses)
+                    together[m].append(losses.cpu())
             joint = {
                 m: float(summarize(torch.cat(v), w)[0].mean()) - clean_icl[-1] for m, v in together.items()
             }
@@ -290,7 +298,9 @@ def run(
             projection_note=""
             if direction is not None
             else "no phase-change window: no before-and-after vector",
-            induction_heads_joint_delta_icl=json.dumps(joint),
+            shard=h5io.shard_label(*shard),
+            # computed at the last snapshot only: a merge of shards takes it from the last one
+            **({"induction_heads_joint_delta_icl": json.dumps(joint)} if holds_last else {}),
         ) as f:
             h5io.write(f, "snapshot_index", todo, ("ablated_snapshot",))
             h5io.write(f, "steps", snaps.steps[todo], ("ablated_snapshot",), units="optimizer steps")
@@ -316,21 +326,3 @@ def run(
                     else np.full((len(todo), L, H), np.nan)
                 )
                 h5io.write(f, f"{m}/before_after_projection", projection, axes, units="nats")
-
-
-def summary(path: str | Path) -> dict[str, Any]:
-    """What claim C6 reads: the induction heads, the clean final ICL score and the share of it that
-    pattern-preserving ablation of all induction heads together removes."""
-    with h5io.open_input(path, STAGE) as f:
-        inductive = h5io.read(f, "induction_heads").astype(bool)
-        clean = float(h5io.read(f, "clean_icl_score")[-1])
-        joint = json.loads(f.attrs["induction_heads_joint_delta_icl"])
-        step = int(h5io.read(f, "steps")[-1])
-    heads = [f"{layer + 1}.{head}" for layer, head in zip(*np.nonzero(inductive), strict=True)]
-    out: dict[str, Any] = {"step": step, "induction_heads": heads, "clean_icl": round(clean, 4)}
-    if heads:
-        removed = joint["pattern_preserving"]
-        out["delta_icl_pattern_preserving"] = round(removed, 4)
-        out["delta_icl_full"] = round(joint["full"], 4)
-        out["fraction_removed"] = round(removed / -clean, 4) if clean < 0 else float("nan")
-    return out

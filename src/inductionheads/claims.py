@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from . import ablation, h5io, pca, phase
+from . import h5io, pca, phase
 
 log = logging.getLogger(__name__)
 
@@ -287,10 +287,28 @@ def load_models(
                 heldout,
                 prefix,
                 projected[name]["scores"],
-                ablation.summary(ablations[i]),
+                ablation_summary(ablations[i]),
             )
         )
     return models
+
+
+def ablation_summary(path: str | Path) -> dict[str, Any]:
+    """What claim C6 reads: the induction heads, the clean final ICL score and the share of it that
+    pattern-preserving ablation of all induction heads together removes."""
+    with h5io.open_input(path, "ablation") as f:
+        inductive = h5io.read(f, "induction_heads").astype(bool)
+        clean = float(h5io.read(f, "clean_icl_score")[-1])
+        joint = json.loads(f.attrs["induction_heads_joint_delta_icl"])
+        step = int(h5io.read(f, "steps")[-1])
+    heads = [f"{layer + 1}.{head}" for layer, head in zip(*np.nonzero(inductive), strict=True)]
+    out: dict[str, Any] = {"step": step, "induction_heads": heads, "clean_icl": round(clean, 4)}
+    if heads:
+        removed = joint["pattern_preserving"]
+        out["delta_icl_pattern_preserving"] = round(removed, 4)
+        out["delta_icl_full"] = round(joint["full"], 4)
+        out["fraction_removed"] = round(removed / -clean, 4) if clean < 0 else float("nan")
+    return out
 
 
 def run(

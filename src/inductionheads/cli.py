@@ -28,6 +28,21 @@ def _logging(log_path: str | None) -> None:
     )
 
 
+def _shard(text: str) -> tuple[int, int]:
+    """ "2/4" -> (1, 4): the second of four snapshot-range shards."""
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"shard '{text}' is not of the form INDEX/COUNT, e.g. 2/4") from None
+    if not 1 <= index <= count:
+        raise argparse.ArgumentTypeError(f"shard '{text}': INDEX must be within 1..COUNT")
+    return index - 1, count
+
+
+# the leading axis along which each stage's shards are concatenated
+SHARD_AXES = {"losses": ("snapshot",), "heads": ("snapshot",), "ablation": ("ablated_snapshot",)}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="inductionheads", description=__doc__)
     sub = parser.add_subparsers(dest="stage", required=True)
@@ -50,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     p = stage("train", "train one model, writing its snapshots")
     p.add_argument("--tokens", required=True)
     p.add_argument("--out", required=True)
-    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     p.add_argument("--no-progress", action="store_true")
 
     p = stage("import", "a snapshot file from a TransformerLens checkpoint series (interop extra)")
@@ -74,6 +89,15 @@ def main(argv: list[str] | None = None) -> int:
     p = stage("ablation", "ablate every head of scheduled snapshots, full and pattern-preserving")
     for kind in ("snapshots", "evalset", "losses", "heads", "phase", "out"):
         p.add_argument(f"--{kind}", required=True)
+    for name in ("losses", "heads", "ablation"):
+        p = sub.choices[name]
+        p.add_argument("--shard", type=_shard, default=(0, 1), help="INDEX/COUNT of the snapshot range")
+        p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+
+    p = stage("merge", "merge a stage's snapshot-range shards, in order, into one file")
+    p.add_argument("kind", choices=sorted(SHARD_AXES))
+    p.add_argument("--shards", nargs="+", required=True)
+    p.add_argument("--out", required=True)
 
     p = stage("phase", "the phase-change window of one model")
     p.add_argument("--losses", required=True)
@@ -131,13 +155,10 @@ def _run(args: argparse.Namespace) -> None:
 
         evalset.build(args.tokens, args.out, s["evaluation"], s["heads"], digest(s))
     elif args.stage == "train":
-        import torch
-
         from . import train
 
-        device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
         train.train(
-            s, args.tokens, args.out, threads=args.threads, device=device, progress=not args.no_progress
+            s, args.tokens, args.out, threads=args.threads, device=args.device, progress=not args.no_progress
         )
     elif args.stage == "import":
         from . import interop
@@ -150,11 +171,27 @@ def _run(args: argparse.Namespace) -> None:
     elif args.stage == "losses":
         from . import losses
 
-        losses.run(args.snapshots, args.evalset, args.out, s["batch_size"], threads=args.threads)
+        losses.run(
+            args.snapshots,
+            args.evalset,
+            args.out,
+            s["batch_size"],
+            threads=args.threads,
+            shard=args.shard,
+            device=args.device,
+        )
     elif args.stage == "heads":
         from . import heads
 
-        heads.run(args.snapshots, args.evalset, args.out, s["prev_token_contexts"], threads=args.threads)
+        heads.run(
+            args.snapshots,
+            args.evalset,
+            args.out,
+            s["prev_token_contexts"],
+            threads=args.threads,
+            shard=args.shard,
+            device=args.device,
+        )
     elif args.stage == "ablation":
         from . import ablation
 
@@ -167,7 +204,13 @@ def _run(args: argparse.Namespace) -> None:
             args.out,
             s,
             threads=args.threads,
+            shard=args.shard,
+            device=args.device,
         )
+    elif args.stage == "merge":
+        from . import h5io
+
+        h5io.merge_shards(args.shards, args.out, args.kind, SHARD_AXES[args.kind])
     elif args.stage == "phase":
         from . import phase
 

@@ -1,6 +1,7 @@
 """Experiment config: validation with messages that name the key, derived per-model specs, hashes.
 
-Imported by the Snakefile at parse time, so it imports neither torch nor h5py.
+Imported by the Snakefile at parse time, so it imports neither torch nor h5py; jobs import it for
+`digest`, so jsonschema is imported only to validate.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import yaml
 
 
@@ -24,7 +24,7 @@ def _key(path) -> str:
     return ".".join(str(p) for p in path) or "<top level>"
 
 
-def _schema_message(err: jsonschema.ValidationError) -> str:
+def _schema_message(err) -> str:
     where = _key(err.absolute_path)
     if err.validator == "additionalProperties":
         allowed = sorted(err.schema.get("properties", {}))
@@ -42,6 +42,8 @@ def validate(config: dict[str, Any], schema_path: str | Path) -> dict[str, Any]:
     Raises ConfigError naming the first offending key (schema errors are sorted by path so the
     message is stable).
     """
+    import jsonschema
+
     schema = yaml.safe_load(Path(schema_path).read_text())
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path), _key(e.path)))
@@ -84,6 +86,7 @@ def _check_consistency(config: dict[str, Any]) -> None:
             f"'evaluation.n_contexts' ({ev['n_contexts']}): ablations use the first held-out contexts"
         )
     seq_len = 1 + heads["repeat_length"] * heads["n_repeats"]
+    shards = config.get("shards", 1)
     for name in config["models"]:
         spec = model_spec(config, name)
         where = f"models.{name}"
@@ -99,6 +102,14 @@ def _check_consistency(config: dict[str, Any]) -> None:
                 f"config key '{where}.n_snapshots' ({spec['n_snapshots']}) exceeds "
                 f"'{where}.steps' ({spec['steps']}): at most one snapshot per step"
             )
+        if "checkpoints" not in spec:  # an imported series' length is known only when it is read
+            n_snapshots = spec["n_snapshots"] + 1
+            n_ablated = len(set(range(0, n_snapshots, config["ablation"]["every"])) | {n_snapshots - 1})
+            if shards > n_ablated:
+                raise ConfigError(
+                    f"config key 'shards' ({shards}) exceeds the {n_ablated} snapshots that model {name} "
+                    f"ablates ('{where}.n_snapshots' + 1 every 'ablation.every'): a shard would be empty"
+                )
         if ev["context_length"] > spec["context_length"]:
             raise ConfigError(
                 f"config key 'evaluation.context_length' ({ev['context_length']}) exceeds "

@@ -22,7 +22,7 @@ import seaborn as sns  # noqa: E402
 from matplotlib.colors import TwoSlopeNorm  # noqa: E402
 
 from . import h5io, pca, phase  # noqa: E402
-from .losses import dloss_dlog_index  # noqa: E402
+from .icl import dloss_dlog_index  # noqa: E402
 
 Inputs = dict[str, list[str]]
 WINDOW_COLOUR = "#f4a261"

@@ -169,3 +169,81 @@ def write_manifest(paths: list[str], out: str | Path) -> None:
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_text("\n".join(lines) + "\n")
     tmp.replace(out)
+
+
+# attributes that describe one file rather than its contents: never carried into a merged file
+_FILE_ATTRS = ("stage", "package_version", "config_hash", "created", "integrity", "complete", "shard")
+
+
+def shard_label(shard: int, n_shards: int) -> str:
+    return f"{shard + 1}/{n_shards}"
+
+
+def merge_shards(
+    paths: list[str | Path], out_path: str | Path, stage: str, row_axes: tuple[str, ...]
+) -> None:
+    """Merge a stage's snapshot-range shards (in order) into one file, as one unsharded job writes it.
+
+    Datasets whose first axis is in `row_axes` are concatenated along it; every other dataset and
+    attribute must agree between the shards (or be present in one shard only, such as what is
+    computed at the last snapshot). Dtype, chunking, compression, axes and units are kept.
+    """
+    files = [open_input(p, stage) for p in paths]
+    try:
+        for i, (path, f) in enumerate(zip(paths, files, strict=True)):
+            if f.attrs.get("shard") != shard_label(i, len(files)):
+                raise H5Error(
+                    f"{path}: is shard {f.attrs.get('shard')}, expected shard {shard_label(i, len(files))}"
+                )
+            if f.attrs["config_hash"] != files[0].attrs["config_hash"]:
+                raise H5Error(f"{path}: config hash differs from {paths[0]}'s: shards of different runs")
+        attrs: dict[str, Any] = {}
+        for path, f in zip(paths, files, strict=True):
+            for key, value in f.attrs.items():
+                if key in _FILE_ATTRS:
+                    continue
+                if key in attrs and not np.array_equal(attrs[key], value):
+                    raise H5Error(f"{path}: attribute {key} differs between shards")
+                attrs[key] = value
+        names = [ds.name for ds in _datasets(files[0])]
+        with atomic_writer(out_path, stage, str(files[0].attrs["config_hash"]), **attrs) as out:
+            for name in names:
+                parts = [f[name] for f in files]
+                first = parts[0]
+                axes = json.loads(first.attrs["axes"])
+                if axes and axes[0] in row_axes:
+                    shape = (sum(p.shape[0] for p in parts), *first.shape[1:])
+                else:
+                    shape = first.shape
+                    for path, p in zip(paths, parts, strict=True):
+                        same = read(p.file, name), read(first.file, name)
+                        if not np.array_equal(*same, equal_nan=p.dtype.kind == "f"):
+                            raise H5Error(f"{path}: dataset {name} differs between shards")
+                    parts = parts[:1]
+                ds = out.create_dataset(
+                    name,
+                    shape=shape,
+                    dtype=first.dtype,
+                    chunks=first.chunks,
+                    compression=first.compression,
+                    compression_opts=first.compression_opts,
+                    shuffle=first.shuffle,
+                )
+                for key in ("axes", "units"):
+                    if key in first.attrs:
+                        ds.attrs[key] = first.attrs[key]
+                if first.ndim >= 2:  # row by row: a loss matrix need not fit in memory at once
+                    row = 0
+                    for p in parts:
+                        for i in range(p.shape[0]):
+                            ds[row] = read(p.file, p.name, i)
+                            row += 1
+                else:
+                    ds[()] = (
+                        np.concatenate([read(p.file, p.name) for p in parts])
+                        if first.ndim
+                        else read(first.file, first.name)
+                    )
+    finally:
+        for f in files:
+            f.close()

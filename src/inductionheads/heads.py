@@ -16,9 +16,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import device as devices
 from . import h5io
 from .model import Cache, Transformer
-from .snapshots import SnapshotReader
+from .snapshots import SnapshotReader, shard_positions
 
 STAGE = "heads"
 log = logging.getLogger(__name__)
@@ -43,7 +44,7 @@ def prefix_matching(pattern: torch.Tensor, repeat_length: int, n_repeats: int) -
     """Attention to the token after each earlier occurrence of the query's token, summed over
     occurrences, averaged over queries in repeats 2..n and over sequences. pattern: [B, H, Q, K] -> [H]."""
     targets, queries = prefix_matching_targets(repeat_length, n_repeats)
-    per_query = (pattern * targets).sum(-1)  # [B, H, Q]
+    per_query = (pattern * targets.to(pattern.device)).sum(-1)  # [B, H, Q]
     return per_query[..., queries].mean(dim=(0, 2))
 
 
@@ -56,7 +57,7 @@ def direct_logit_matrix(model: Transformer) -> torch.Tensor:
     """W_U with the final LayerNorm's centering and weight folded in, and centred over the vocabulary:
     a head output c maps to c @ this (up to the LayerNorm scale, which cancels in the copying ratio)."""
     d = model.W_U.shape[0]
-    center = torch.eye(d, dtype=model.W_U.dtype) - 1.0 / d
+    center = torch.eye(d, dtype=model.W_U.dtype, device=model.W_U.device) - 1.0 / d
     folded = center @ (model.ln_final.weight[:, None] * model.W_U)
     return folded - folded.mean(1, keepdim=True)
 
@@ -145,7 +146,8 @@ def qk_trace(model: Transformer, previous_token_scores: np.ndarray) -> np.ndarra
         attn = block.attn
         x = E * block.ln1.weight
         if layer > 0:
-            weights = torch.as_tensor(previous_token_scores[:layer], dtype=E.dtype)  # [layer, H]
+            # [layer, H]
+            weights = torch.as_tensor(previous_token_scores[:layer], dtype=E.dtype, device=E.device)
             key_source = torch.einsum("lh,lhvd->vd", weights, torch.stack(written))
             key_in = _centred(key_source) * block.ln1.weight
             for h in range(model.n_heads):
@@ -184,7 +186,7 @@ def score_snapshot(
         out["copying"].append(copying(*args, include_bos=False))
         out["copying_with_bos"].append(copying(*args, include_bos=True))
         out["previous_token"].append(previous_token(prev["pattern"]))
-    scores = {k: torch.stack(v).numpy() for k, v in out.items()}
+    scores = {k: torch.stack(v).cpu().numpy() for k, v in out.items()}
     scores["ov_copying"] = ov_copying(model)
     scores["qk_trace"] = qk_trace(model, scores["previous_token"])
     return scores
@@ -196,16 +198,22 @@ def run(
     out_path: str | Path,
     prev_token_contexts: int,
     threads: int = 1,
+    shard: tuple[int, int] = (0, 1),
+    device: str = "auto",
 ) -> None:
+    """Head scores of the snapshots of `shard` (index, count) on `device` (auto: CUDA when present)."""
     torch.set_num_threads(threads)
+    device = devices.pick(device)
     with h5io.open_input(evalset_path, "evalset") as f:
         repeated = torch.from_numpy(h5io.read(f, "repeated"))
         prev_contexts = torch.from_numpy(h5io.read(f, "contexts")[:prev_token_contexts])
         R, n_rep = int(f.attrs["repeat_length"]), int(f.attrs["n_repeats"])
         eval_hash = str(f.attrs["config_hash"])
+    repeated, prev_contexts = repeated.to(device), prev_contexts.to(device)
     with SnapshotReader(snapshots_path) as snaps:
+        todo = shard_positions(np.arange(len(snaps)), shard, str(snapshots_path))
         results: dict[str, list] = {}
-        for step, model in snaps:
+        for step, model in snaps.iterate(todo, device):
             scores = score_snapshot(model, repeated, prev_contexts, R, n_rep)
             for key, value in scores.items():
                 results.setdefault(key, []).append(value)
@@ -215,9 +223,14 @@ def run(
                 np.round(scores["prefix_matching"].max(1), 3).tolist(),
             )
         with h5io.atomic_writer(
-            out_path, STAGE, snaps.config_hash, evalset_hash=eval_hash, model=snaps.spec["name"]
+            out_path,
+            STAGE,
+            snaps.config_hash,
+            evalset_hash=eval_hash,
+            model=snaps.spec["name"],
+            shard=h5io.shard_label(*shard),
         ) as f:
-            h5io.write(f, "steps", snaps.steps, ("snapshot",), units="optimizer steps")
-            h5io.write(f, "tokens_seen", snaps.tokens_seen, ("snapshot",), units="tokens")
+            h5io.write(f, "steps", snaps.steps[todo], ("snapshot",), units="optimizer steps")
+            h5io.write(f, "tokens_seen", snaps.tokens_seen[todo], ("snapshot",), units="tokens")
             for key, value in results.items():
                 h5io.write(f, key, np.stack(value), ("snapshot", "layer", "head"), units="score")

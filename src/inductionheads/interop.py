@@ -82,7 +82,7 @@ BLOCK_NAMES = {
 }
 
 
-def _names(n_layers: int) -> dict[str, str]:
+def state_dict_names(n_layers: int) -> dict[str, str]:
     names = dict(GLOBAL_NAMES)
     for i in range(n_layers):
         names.update({f"blocks.{i}.{ours}": f"blocks.{i}.{theirs}" for ours, theirs in BLOCK_NAMES.items()})
@@ -92,7 +92,7 @@ def _names(n_layers: int) -> dict[str, str]:
 def to_hooked_state_dict(model: Transformer) -> dict[str, torch.Tensor]:
     """Our weights under TransformerLens names (the Shortformer position vectors as W_pos)."""
     ours = {**model.state_dict(), "pos": model.pos}
-    names = _names(model.n_layers)
+    names = state_dict_names(model.n_layers)
     return {names[k]: v.detach().clone() for k, v in ours.items() if k in names}
 
 
@@ -132,7 +132,7 @@ def export(snapshots_path: str | Path, out_dir: str | Path, indices: list[int] |
 
 def from_hooked_state_dict(state: dict[str, torch.Tensor], n_layers: int) -> dict[str, torch.Tensor]:
     """A TransformerLens state dict under our names (W_pos as the stored Shortformer positions)."""
-    theirs_to_ours = {theirs: ours for ours, theirs in _names(n_layers).items()}
+    theirs_to_ours = {theirs: ours for ours, theirs in state_dict_names(n_layers).items()}
     out, unknown = {}, []
     for name, tensor in state.items():
         if name in theirs_to_ours:

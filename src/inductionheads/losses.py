@@ -13,9 +13,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import device as devices
 from . import h5io
+from .icl import icl_score
 from .model import Transformer, per_token_losses
-from .snapshots import SnapshotReader
+from .snapshots import SnapshotReader, shard_positions
 
 STAGE = "losses"
 log = logging.getLogger(__name__)
@@ -23,42 +25,10 @@ log = logging.getLogger(__name__)
 
 @torch.no_grad()
 def context_losses(model: Transformer, contexts: torch.Tensor, batch_size: int) -> np.ndarray:
-    """[example, T-1] per-token losses, float32."""
-    out = [per_token_losses(model(chunk), chunk) for chunk in contexts.split(batch_size)]
+    """[example, T-1] per-token losses, float32 (computed on the model's device)."""
+    device = model.W_E.device
+    out = [per_token_losses(model(chunk), chunk).cpu() for chunk in contexts.to(device).split(batch_size)]
     return torch.cat(out).numpy()
-
-
-def icl_score(losses: np.ndarray, early: int, late: int, window: int = 0) -> tuple[float, float]:
-    """Mean over examples of L_late - L_early, and its standard error. `losses` is [example, T-1].
-
-    With `window` > 0, L_early and L_late are each example's mean loss over tokens early ± window and
-    late ± window: the same quantity with far less variance per example (window 0 is the paper's).
-    """
-    lo, hi = early - 1 - window, late - 1 + window
-    if lo < 0 or hi >= losses.shape[1]:
-        raise ValueError(f"ICL tokens {early} and {late} ± {window} fall outside 1..{losses.shape[1]}")
-    width = 2 * window + 1
-    early_loss = losses[:, lo : lo + width].astype(np.float64).mean(1)
-    late_loss = losses[:, hi - width + 1 : hi + 1].astype(np.float64).mean(1)
-    diff = late_loss - early_loss
-    return float(diff.mean()), float(diff.std(ddof=1) / np.sqrt(len(diff)))
-
-
-def dloss_dlog_index(mean_loss: np.ndarray, n_bins: int = 24) -> tuple[np.ndarray, np.ndarray]:
-    """d Loss / d ln(i) of context-index-averaged losses [..., T-1].
-
-    Losses are averaged in log-spaced bins of i (single indices are noisy), then differentiated
-    against the mean ln(i) of each bin. Returns (bin centres in i, derivative [..., bins]).
-    """
-    n = mean_loss.shape[-1]
-    index = np.arange(1, n + 1)
-    edges = np.unique(np.round(np.geomspace(1, n + 1, n_bins + 1)).astype(int))
-    binned, centres = [], []
-    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
-        binned.append(mean_loss[..., lo - 1 : hi - 1].mean(-1))
-        centres.append(np.log(index[lo - 1 : hi - 1]).mean())
-    binned, centres = np.stack(binned, -1), np.array(centres)
-    return np.exp(centres), np.gradient(binned, centres, axis=-1)
 
 
 def run(
@@ -67,8 +37,12 @@ def run(
     out_path: str | Path,
     batch_size: int,
     threads: int = 1,
+    shard: tuple[int, int] = (0, 1),
+    device: str = "auto",
 ) -> None:
+    """Losses of the snapshots of `shard` (index, count) on `device` (auto: CUDA when present)."""
     torch.set_num_threads(threads)
+    device = devices.pick(device)
     with h5io.open_input(evalset_path, "evalset") as f:
         contexts = torch.from_numpy(h5io.read(f, "contexts"))
         random_index = h5io.read(f, "random_index")
@@ -78,7 +52,8 @@ def run(
     with SnapshotReader(snapshots_path) as snaps:
         if int(contexts.max()) >= snaps.vocab_size:
             raise ValueError(f"{evalset_path}: token ids exceed the vocabulary of {snapshots_path}")
-        S, (N, T) = len(snaps), contexts.shape
+        todo = shard_positions(np.arange(len(snaps)), shard, str(snapshots_path))
+        S, (N, T) = len(todo), contexts.shape
         with h5io.atomic_writer(
             out_path,
             STAGE,
@@ -87,9 +62,10 @@ def run(
             icl_early=early,
             icl_late=late,
             model=snaps.spec["name"],
+            shard=h5io.shard_label(*shard),
         ) as f:
-            h5io.write(f, "steps", snaps.steps, ("snapshot",), units="optimizer steps")
-            h5io.write(f, "tokens_seen", snaps.tokens_seen, ("snapshot",), units="tokens")
+            h5io.write(f, "steps", snaps.steps[todo], ("snapshot",), units="optimizer steps")
+            h5io.write(f, "tokens_seen", snaps.tokens_seen[todo], ("snapshot",), units="tokens")
             full = f.create_dataset(
                 "per_token_loss",
                 shape=(S, N, T - 1),
@@ -103,7 +79,7 @@ def run(
             mean = np.zeros((S, T - 1), np.float32)
             random_token = np.zeros((S, N), np.float32)
             icl = np.zeros((S, 2), np.float64)
-            for s, (step, model) in enumerate(snaps):
+            for s, (step, model) in enumerate(snaps.iterate(todo, device)):
                 losses = context_losses(model, contexts, batch_size)
                 full[s] = losses.astype(np.float16)
                 mean[s] = losses.mean(0)

@@ -26,6 +26,21 @@ def snapshot_steps(steps: int, n_snapshots: int) -> np.ndarray:
     return np.unique(np.round(np.linspace(0, steps, n_snapshots + 1)).astype(np.int64))
 
 
+def shard_positions(positions: np.ndarray, shard: tuple[int, int], what: str) -> np.ndarray:
+    """Shard `shard` = (index, count) of `positions`: contiguous near-equal ranges, in order, so that
+    merging the shards' rows in shard order restores the unsharded file."""
+    index, count = shard
+    if not 0 <= index < count:
+        raise ValueError(f"shard {index + 1} of {count} does not exist")
+    part = np.array_split(np.asarray(positions), count)[index]
+    if not len(part):
+        raise ValueError(
+            f"{what}: shard {index + 1} of {count} gets none of its {len(positions)} snapshots; "
+            "lower the config key 'shards'"
+        )
+    return part
+
+
 def write(
     out_path: str | Path,
     spec: dict[str, Any],
@@ -92,8 +107,12 @@ class SnapshotReader:
         return model.to(device).eval()
 
     def __iter__(self) -> Iterator[tuple[int, Transformer]]:
-        for i in range(len(self)):
-            yield int(self.steps[i]), self.model(i)
+        return self.iterate(range(len(self)))
+
+    def iterate(self, positions, device: str | torch.device = "cpu") -> Iterator[tuple[int, Transformer]]:
+        """(step, model) of the snapshots at `positions`, one at a time, on `device`."""
+        for i in positions:
+            yield int(self.steps[i]), self.model(int(i), device)
 
     def close(self) -> None:
         self._f.close()

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from . import device as devices
 from . import h5io, snapshots
 from .config import digest
 from .model import Transformer, per_token_losses
@@ -69,6 +70,36 @@ def batch_starts(n_tokens: int, context: int, batch: int, steps: int, seed: int)
         raise ValueError(f"training split has {n_tokens} tokens, fewer than one context of {context}")
     rng = np.random.default_rng(seed)
     return rng.integers(0, n_tokens - context + 1, size=(steps, batch))
+
+
+def make_optimizer(model: Transformer, spec: dict[str, Any]) -> torch.optim.AdamW:
+    """AdamW with weight decay on matrices only (not on biases, LayerNorm weights or alpha_smear)."""
+    decay = [p for p in model.parameters() if p.ndim >= 2]
+    no_decay = [p for p in model.parameters() if p.ndim < 2]
+    groups = [
+        {"params": decay, "weight_decay": spec["weight_decay"]},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=spec["lr"])
+
+
+def train_step(
+    model: Transformer, forward, opt: torch.optim.Optimizer, batch: torch.Tensor, lr: float, grad_clip: float
+) -> torch.Tensor:
+    """One optimizer step on `batch` [B, T]; `forward` is the model or its compiled form. Returns the
+    mean training loss; a non-finite loss is returned before any update, leaving the model as it was."""
+    for group in opt.param_groups:
+        group["lr"] = lr
+    with devices.autocast(batch.device):
+        loss = per_token_losses(forward(batch), batch).mean()
+    if not torch.isfinite(loss):
+        return loss.detach()
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    opt.step()
+    return loss.detach()
 
 
 class Checkpoints:
@@ -129,37 +160,35 @@ def train(
     tokens_path: str | Path,
     out_path: str | Path,
     threads: int = 1,
-    device: str = "cpu",
+    device: str = "auto",
     progress: bool = True,
 ) -> None:
     """Train one model and write its snapshot file (weights at every snapshot step, loss curve).
 
+    `device`: auto (CUDA when present), cpu or cuda; on CUDA under bfloat16 autocast and compiled.
     Resumes from `<out_path>.resume/` when an earlier run of the same settings was interrupted; the
     result is bit-identical to an uninterrupted run on CPU (the data order depends only on the seed).
     """
     torch.set_num_threads(threads)
+    device = devices.pick(device)
+    precision = devices.training_precision(device)
     out_path = Path(out_path)
     with h5io.open_input(tokens_path, "corpus") as f:
-        stream = torch.from_numpy(h5io.read(f, "train").astype(np.int64))
+        stream = h5io.read(f, "train")  # stored uint16/int32: int64 only per batch (paper scale: GBs)
         vocab = int(f.attrs["vocab_size"])
         tokens_fingerprint = str(f.attrs["integrity"])
     torch.manual_seed(spec["seed"])
     model = Transformer(spec, vocab).to(device)
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
-    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
-    opt = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": spec["weight_decay"]}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=spec["lr"],
-    )
+    forward = devices.compiled(model, device)
+    opt = make_optimizer(model, spec)
     T, B, n_steps = spec["context_length"], spec["batch_size"], spec["steps"]
-    starts = torch.from_numpy(batch_starts(len(stream), T, B, n_steps, spec["seed"]))
-    offsets = torch.arange(T)
+    starts = batch_starts(len(stream), T, B, n_steps, spec["seed"])
+    offsets = np.arange(T)
     snap_steps = snapshot_steps(n_steps, spec["n_snapshots"])
     losses = np.zeros(n_steps, dtype=np.float32)
 
-    checkpoints = Checkpoints(
-        out_path, digest({"spec": spec, "tokens": tokens_fingerprint, "device": device})
-    )
+    run = {"spec": spec, "tokens": tokens_fingerprint, "device": device.type, "precision": precision}
+    checkpoints = Checkpoints(out_path, digest(run))
     state = checkpoints.load()
     if state is None:
         checkpoints.clear()
@@ -184,21 +213,14 @@ def train(
     )
     model.train()
     for step in range(first_step, n_steps):
-        for group in opt.param_groups:
-            group["lr"] = lr_at(step, spec)
-        batch = stream[starts[step, :, None] + offsets].to(device)
-        loss = per_token_losses(model(batch), batch).mean()
+        batch = torch.from_numpy(stream[starts[step, :, None] + offsets].astype(np.int64)).to(device)
+        loss = train_step(model, forward, opt, batch, lr_at(step, spec), spec["grad_clip"])
         if not torch.isfinite(loss):
             kept = snap_steps[next_snap - 1]
             raise FloatingPointError(
                 f"model {spec['name']}: training loss is {loss.item()} at step {step}; stopped. The last "
                 f"good snapshot (step {kept}) and the snapshots before it are kept in {checkpoints.dir}"
             )
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if spec["grad_clip"] > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), spec["grad_clip"])
-        opt.step()
         losses[step] = loss.item()
         if next_snap < len(snap_steps) and step + 1 == snap_steps[next_snap]:
             checkpoints.save(next_snap, step + 1, model, opt, losses)
@@ -215,7 +237,16 @@ def train(
     bar.close()
 
     snapshots.write(
-        out_path, spec, vocab, snap_steps, B * T, losses, checkpoints.snapshot, param_axes, device=str(device)
+        out_path,
+        spec,
+        vocab,
+        snap_steps,
+        B * T,
+        losses,
+        checkpoints.snapshot,
+        param_axes,
+        device=device.type,
+        precision=precision,
     )
     checkpoints.clear()
     log.info(

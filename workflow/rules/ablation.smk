@@ -1,27 +1,31 @@
 # Every head removed at scheduled snapshots, full and pattern-preserving (methods.md §6); needs the
-# model's phase-change window for the before-and-after vector.
+# model's phase-change window for the before-and-after vector. Sharded like the measurements.
 
 
 rule ablation:
     input:
-        snapshots=rules.train.output.snapshots,
+        snapshots=model_file("snapshots"),
         evalset=rules.evalset.output[0],
-        losses=rules.losses.output[0],
-        heads=rules.heads.output[0],
-        phase=rules.phase.output[0],
+        losses=model_file("losses"),
+        heads=model_file("heads"),
+        phase=model_file("phase"),
     output:
-        f"{RESULTS}/models/{{model}}/ablation.h5",
+        shard_file("ablation"),
     log:
-        f"{RESULTS}/logs/ablation/{{model}}.log",
+        f"{RESULTS}/logs/ablation/{{model}}_{{shard}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/ablation/{{model}}.tsv"
+        f"{RESULTS}/benchmarks/ablation/{{model}}_{{shard}}.tsv"
     conda:
-        "../../envs/inductionheads.yaml"
+        "../../envs/torch.yaml"
     threads: config["ablation"]["threads"]
+    resources:
+        **RESOURCES["ablation"],
     params:
         settings=settings(ABLATION_SETTINGS),
         code=CODE["ablation"],
+        shard=shard_arg,
     shell:
         "python -m inductionheads ablation --settings {params.settings:q} --threads {threads}"
-        " --snapshots {input.snapshots} --evalset {input.evalset} --losses {input.losses}"
-        " --heads {input.heads} --phase {input.phase} --out {output} --log {log}"
+        " --shard {params.shard} --snapshots {input.snapshots} --evalset {input.evalset}"
+        " --losses {input.losses} --heads {input.heads} --phase {input.phase}"
+        " --out {output} --log {log}"

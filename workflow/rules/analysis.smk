@@ -4,7 +4,7 @@
 
 rule phase:
     input:
-        losses=rules.losses.output[0],
+        losses=model_file("losses"),
     output:
         f"{RESULTS}/models/{{model}}/phase.h5",
     log:
@@ -12,8 +12,10 @@ rule phase:
     benchmark:
         f"{RESULTS}/benchmarks/phase/{{model}}.tsv"
     conda:
-        "../../envs/inductionheads.yaml"
+        "../../envs/analysis.yaml"
     threads: 1
+    resources:
+        **RESOURCES["other"],
     params:
         settings=settings(PHASE_SETTINGS),
         code=CODE["phase"],
@@ -32,8 +34,10 @@ rule pca:
     benchmark:
         f"{RESULTS}/benchmarks/pca.tsv"
     conda:
-        "../../envs/inductionheads.yaml"
+        "../../envs/analysis.yaml"
     threads: 1
+    resources:
+        **RESOURCES["other"],
     params:
         settings=settings({"n_components": config["analysis"]["n_components"]}),
         code=CODE["pca"],
@@ -60,8 +64,10 @@ rule claims:
     benchmark:
         f"{RESULTS}/benchmarks/claims.tsv"
     conda:
-        "../../envs/inductionheads.yaml"
+        "../../envs/analysis.yaml"
     threads: 1
+    resources:
+        **RESOURCES["other"],
     params:
         settings=settings(CLAIMS_SETTINGS),
         code=CODE["claims"],

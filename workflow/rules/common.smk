@@ -45,8 +45,44 @@ if (_SRC / "inductionheads").is_dir():
     )
 
 
-wildcard_constraints:
-    model="|".join(MODELS),
+# Measurement and ablation jobs each take one of `shards` contiguous snapshot ranges ("2of4"); a
+# cluster runs them side by side, and merging restores exactly the unsharded file.
+SHARDS = config.get("shards", 1)
+SHARD_LABELS = [f"{i}of{SHARDS}" for i in range(1, SHARDS + 1)]
+SHARDED = ["losses", "heads", "ablation"]
+
+
+# What each job asks a cluster for, by group of rules (config `resources`); `--set-resources` on the
+# command line overrides single rules. Threads become SLURM's cpus_per_task and torch's thread count.
+RESOURCES = {
+    group: {
+        "mem_mb": 4000,
+        "runtime": 60,
+        "gpu": 0,
+        **config.get("resources", {}).get(group, {}),
+    }
+    for group in ("train", "measure", "ablation", "other")
+}
+
+
+def model_file(kind):
+    return f"{RESULTS}/models/{{model}}/{kind}.h5"
+
+
+def shard_file(kind):
+    return f"{RESULTS}/models/{{model}}/shards/{kind}_{{shard}}.h5"
+
+
+def shard_arg(wildcards):
+    """The job's --shard argument: "2of4" -> "2/4"."""
+    return wildcards.shard.replace("of", "/")
+
+
+def all_shards(wildcards):
+    return expand(
+        f"{RESULTS}/models/{wildcards.model}/shards/{wildcards.kind}_{{shard}}.h5",
+        shard=SHARD_LABELS,
+    )
 
 
 def settings(obj):
@@ -147,15 +183,18 @@ CLAIMS_SETTINGS = {
 CODE = {
     "corpus": code_digest("corpus", "h5io"),
     "evalset": code_digest("evalset", "h5io"),
-    "train": code_digest("train", "model", "snapshots", "h5io"),
-    "import": code_digest("interop", "train", "model", "snapshots", "h5io"),
-    "losses": code_digest("losses", "model", "snapshots", "h5io"),
-    "heads": code_digest("heads", "model", "snapshots", "h5io"),
+    "train": code_digest("train", "device", "model", "snapshots", "h5io"),
+    "import": code_digest("interop", "train", "device", "model", "snapshots", "h5io"),
+    "losses": code_digest("losses", "icl", "device", "model", "snapshots", "h5io"),
+    "heads": code_digest("heads", "device", "model", "snapshots", "h5io"),
+    "merge": code_digest("h5io"),
     "phase": code_digest("phase", "h5io"),
     "pca": code_digest("pca", "h5io"),
-    "ablation": code_digest("ablation", "phase", "model", "snapshots", "h5io"),
-    "claims": code_digest("claims", "ablation", "pca", "phase", "h5io"),
-    "figures": code_digest("figures", "losses", "pca", "phase", "h5io"),
+    "ablation": code_digest(
+        "ablation", "device", "phase", "model", "snapshots", "h5io"
+    ),
+    "claims": code_digest("claims", "pca", "phase", "h5io"),
+    "figures": code_digest("figures", "icl", "pca", "phase", "h5io"),
     "manifest": code_digest("h5io"),
     "report": code_digest("report", "h5io"),
 }
@@ -213,3 +252,8 @@ def all_outputs():
         f"{RESULTS}/report.html",
         *all_figures(),
     ]
+
+
+wildcard_constraints:
+    model="|".join(MODELS),
+    shard=r"\d+of\d+",

@@ -7,8 +7,10 @@ rule corpus:
     benchmark:
         f"{RESULTS}/benchmarks/corpus.tsv"
     conda:
-        "../../envs/inductionheads.yaml"
+        "../../envs/corpus.yaml"
     threads: 2
+    resources:
+        **RESOURCES["other"],
     params:
         settings=settings(config["corpus"]),
         code=CODE["corpus"],
@@ -27,8 +29,10 @@ rule evalset:
     benchmark:
         f"{RESULTS}/benchmarks/evalset.tsv"
     conda:
-        "../../envs/inductionheads.yaml"
+        "../../envs/corpus.yaml"
     threads: 1
+    resources:
+        **RESOURCES["other"],
     params:
         settings=EVALSET_SETTINGS,
         code=CODE["evalset"],

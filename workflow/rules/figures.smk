@@ -17,8 +17,10 @@ rule figures_all_models:
     benchmark:
         f"{RESULTS}/benchmarks/figures/all_models.tsv"
     conda:
-        "../../envs/inductionheads.yaml"
+        "../../envs/figures.yaml"
     threads: 1
+    resources:
+        **RESOURCES["other"],
     params:
         settings=settings(FIGURE_SETTINGS),
         code=CODE["figures"],
@@ -33,10 +35,10 @@ rule figures_all_models:
 
 rule figures_model:
     input:
-        losses=rules.losses.output[0],
-        heads=rules.heads.output[0],
-        phase=rules.phase.output[0],
-        ablation=rules.ablation.output[0],
+        losses=model_file("losses"),
+        heads=model_file("heads"),
+        phase=model_file("phase"),
+        ablation=model_file("ablation"),
     output:
         **{name: figure_output(name, "{model}") for name in PER_MODEL_FIGURES},
     log:
@@ -44,8 +46,10 @@ rule figures_model:
     benchmark:
         f"{RESULTS}/benchmarks/figures/{{model}}.tsv"
     conda:
-        "../../envs/inductionheads.yaml"
+        "../../envs/figures.yaml"
     threads: 1
+    resources:
+        **RESOURCES["other"],
     params:
         settings=settings(FIGURE_SETTINGS),
         code=CODE["figures"],

@@ -1,42 +1,77 @@
+# Measurements of every snapshot, each split into `shards` snapshot ranges (config) that run as
+# separate jobs, then merged in order into one file per model (rule merge_shards).
+
+
 rule losses:
     input:
-        snapshots=rules.train.output.snapshots,
+        snapshots=model_file("snapshots"),
         evalset=rules.evalset.output[0],
     output:
-        f"{RESULTS}/models/{{model}}/losses.h5",
+        shard_file("losses"),
     log:
-        f"{RESULTS}/logs/losses/{{model}}.log",
+        f"{RESULTS}/logs/losses/{{model}}_{{shard}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/losses/{{model}}.tsv"
+        f"{RESULTS}/benchmarks/losses/{{model}}_{{shard}}.tsv"
     conda:
-        "../../envs/inductionheads.yaml"
+        "../../envs/torch.yaml"
     threads: config["evaluation"]["threads"]
+    resources:
+        **RESOURCES["measure"],
     params:
         settings=settings({"batch_size": config["evaluation"]["batch_size"]}),
         code=CODE["losses"],
+        shard=shard_arg,
     shell:
         "python -m inductionheads losses --settings {params.settings:q} --threads {threads}"
-        " --snapshots {input.snapshots} --evalset {input.evalset} --out {output} --log {log}"
+        " --shard {params.shard} --snapshots {input.snapshots} --evalset {input.evalset}"
+        " --out {output} --log {log}"
 
 
 rule heads:
     input:
-        snapshots=rules.train.output.snapshots,
+        snapshots=model_file("snapshots"),
         evalset=rules.evalset.output[0],
     output:
-        f"{RESULTS}/models/{{model}}/heads.h5",
+        shard_file("heads"),
     log:
-        f"{RESULTS}/logs/heads/{{model}}.log",
+        f"{RESULTS}/logs/heads/{{model}}_{{shard}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/heads/{{model}}.tsv"
+        f"{RESULTS}/benchmarks/heads/{{model}}_{{shard}}.tsv"
     conda:
-        "../../envs/inductionheads.yaml"
+        "../../envs/torch.yaml"
     threads: config["evaluation"]["threads"]
+    resources:
+        **RESOURCES["measure"],
     params:
         settings=settings(
             {"prev_token_contexts": config["heads"]["prev_token_contexts"]}
         ),
         code=CODE["heads"],
+        shard=shard_arg,
     shell:
         "python -m inductionheads heads --settings {params.settings:q} --threads {threads}"
-        " --snapshots {input.snapshots} --evalset {input.evalset} --out {output} --log {log}"
+        " --shard {params.shard} --snapshots {input.snapshots} --evalset {input.evalset}"
+        " --out {output} --log {log}"
+
+
+rule merge_shards:
+    input:
+        shards=all_shards,
+    output:
+        model_file("{kind}"),
+    log:
+        f"{RESULTS}/logs/merge/{{kind}}/{{model}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/merge/{{kind}}/{{model}}.tsv"
+    wildcard_constraints:
+        kind=one_of(SHARDED),
+    conda:
+        "../../envs/analysis.yaml"
+    threads: 1
+    resources:
+        **RESOURCES["other"],
+    params:
+        code=CODE["merge"],
+    shell:
+        "python -m inductionheads merge {wildcards.kind} --shards {input.shards}"
+        " --out {output} --log {log}"

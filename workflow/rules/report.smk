@@ -23,8 +23,10 @@ rule manifest:
     benchmark:
         f"{RESULTS}/benchmarks/manifest.tsv"
     conda:
-        "../../envs/inductionheads.yaml"
+        "../../envs/analysis.yaml"
     threads: 1
+    resources:
+        **RESOURCES["other"],
     params:
         code=CODE["manifest"],
     shell:
@@ -42,8 +44,10 @@ rule report_html:
     log:
         f"{RESULTS}/logs/report.log",
     conda:
-        "../../envs/inductionheads.yaml"
+        "../../envs/analysis.yaml"
     threads: 1
+    resources:
+        **RESOURCES["other"],
     params:
         # the page shows the whole config, so any config change redraws it (a cheap rule)
         config=settings(config),

@@ -11,8 +11,10 @@ rule train:
         model=one_of(TRAINED),
     priority: train_priority
     conda:
-        "../../envs/inductionheads.yaml"
+        "../../envs/torch.yaml"
     threads: model_threads
+    resources:
+        **RESOURCES["train"],
     params:
         settings=train_settings,
         code=CODE["train"],
@@ -33,8 +35,10 @@ rule import_checkpoints:
     wildcard_constraints:
         model=one_of(IMPORTED),
     conda:
-        "../../envs/inductionheads.yaml"
+        "../../envs/interop.yaml"
     threads: 1
+    resources:
+        **RESOURCES["train"],
     params:
         settings=import_settings,
         code=CODE["import"],

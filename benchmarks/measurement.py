@@ -1,0 +1,172 @@
+"""The measurement stages end to end vs the TransformerLens way, in snapshots per second.
+
+Both read every snapshot of one snapshot file (HDF5) and compute per-token losses on the held-out
+contexts and prefix-matching and copying scores on the repeated random sequences; measured in this run
+on the same files, with equal results checked.
+
+- ours: the `losses` and `heads` stages as the workflow runs them (`losses.run`, `heads.run`: they
+  also write their HDF5 outputs, and `heads` computes previous-token, OV and QK scores besides);
+- the TransformerLens way: one `HookedTransformer`; per snapshot, load its state dict from the HDF5
+  file, per-token losses with `return_type="loss", loss_per_token=True`, and `run_with_cache` for
+  the patterns and LayerNorm outputs, scored by the same prefix-matching and copying arithmetic.
+
+The model is the default experiment's 2-layer size (d_model 128, 4 heads, context 256, vocab 512) at
+random initialisations, one per snapshot; the evaluation set is the default's (256 contexts of 256
+tokens, 10 repeated sequences), built from a slice of the standard library. Needs TransformerLens
+(`pip install -e '.[bench]'`).
+
+    python benchmarks/measurement.py [--threads 2] [--snapshots 8] [--layers 2] [--heads 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+
+from inductionheads import corpus, evalset, heads, losses, snapshots
+from inductionheads.interop import hooked_config, state_dict_names
+from inductionheads.model import Transformer, sinusoidal_positions
+from inductionheads.train import param_axes
+
+EVALUATION = {
+    "n_contexts": 256,
+    "context_length": 256,
+    "icl_early": 50,
+    "icl_late": 245,
+    "icl_window": 10,
+    "seed": 0,
+}
+HEADS = {
+    "n_sequences": 10,
+    "repeat_length": 25,
+    "n_repeats": 4,
+    "exclude_frequency_fraction": 0.04,
+    "seed": 0,
+}
+CORPUS = {
+    "source": "stdlib",
+    "max_documents": 120,
+    "max_document_bytes": 40000,
+    "heldout_fraction": 0.2,
+    "vocab_size": 512,
+    "seed": 0,
+}
+
+
+def make_inputs(root: Path, spec: dict, n_snapshots: int) -> tuple[Path, Path]:
+    tokens = root / "tokens.h5"
+    corpus.build(CORPUS, tokens, root / "tokenizer.json", "bench")
+    with h5py.File(tokens, "r") as f:
+        vocab = int(f.attrs["vocab_size"])
+    evalset.build(tokens, root / "evalset.h5", EVALUATION, HEADS, "bench")
+
+    def state(i):
+        torch.manual_seed(i)
+        return Transformer(spec, vocab).state_dict()
+
+    steps = np.arange(n_snapshots) * 100
+    snapshots.write(root / "snapshots.h5", spec, vocab, steps, 4096, np.zeros(1), state, param_axes)
+    return root / "snapshots.h5", root / "evalset.h5"
+
+
+def ours(snaps: Path, evalset_path: Path, out: Path, threads: int) -> dict[str, np.ndarray]:
+    losses.run(snaps, evalset_path, out / "losses.h5", batch_size=32, threads=threads, device="cpu")
+    heads.run(snaps, evalset_path, out / "heads.h5", prev_token_contexts=8, threads=threads, device="cpu")
+    with h5py.File(out / "losses.h5", "r") as f, h5py.File(out / "heads.h5", "r") as g:
+        return {
+            "mean_loss": f["mean_loss"][()],
+            "prefix_matching": g["prefix_matching"][()],
+            "copying": g["copying"][()],
+        }
+
+
+def transformer_lens_way(snaps: Path, evalset_path: Path) -> dict[str, np.ndarray]:
+    from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+    with h5py.File(evalset_path, "r") as f:
+        contexts = torch.from_numpy(f["contexts"][()])
+        repeated = torch.from_numpy(f["repeated"][()])
+        R, n_rep = int(f.attrs["repeat_length"]), int(f.attrs["n_repeats"])
+    out = {"mean_loss": [], "prefix_matching": [], "copying": []}
+    with h5py.File(snaps, "r") as f, torch.no_grad():
+        spec = json.loads(f.attrs["spec"])
+        vocab, L, D = int(f.attrs["vocab_size"]), spec["n_layers"], spec["d_model"]
+        cfg = HookedTransformerConfig(**hooked_config(spec, vocab))
+        model = HookedTransformer(cfg).eval()
+        names = state_dict_names(L)
+        _, queries = heads.prefix_matching_targets(R, n_rep)
+        for s in range(len(f["steps"])):
+            state = {names[k]: torch.from_numpy(f["params"][k][s]) for k in f["params"]}
+            state["pos_embed.W_pos"] = sinusoidal_positions(spec["context_length"], D)
+            model.load_state_dict(state, strict=False)
+            per_token = [model(c, return_type="loss", loss_per_token=True) for c in contexts.split(32)]
+            out["mean_loss"].append(torch.cat(per_token).mean(0).numpy())
+            _, cache = model.run_with_cache(
+                repeated, names_filter=lambda n: n.endswith(("hook_pattern", "ln1.hook_normalized"))
+            )
+            centre = torch.eye(D) - 1.0 / D
+            W_logit = centre @ (model.ln_final.w[:, None] * model.W_U)
+            W_logit = W_logit - W_logit.mean(1, keepdim=True)
+            pm, cp = [], []
+            for layer in range(L):
+                pattern = cache[f"blocks.{layer}.attn.hook_pattern"]
+                attn = model.blocks[layer].attn
+                pm.append(heads.prefix_matching(pattern, R, n_rep))
+                normed = cache[f"blocks.{layer}.ln1.hook_normalized"]
+                args = (pattern[:, :, queries], normed, repeated, attn.W_V, attn.b_V, attn.W_O, W_logit)
+                cp.append(heads.copying(*args, include_bos=False))
+            out["prefix_matching"].append(torch.stack(pm).numpy())
+            out["copying"].append(torch.stack(cp).numpy())
+    return {k: np.stack(v) for k, v in out.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--snapshots", type=int, default=8)
+    parser.add_argument("--layers", type=int, default=2)
+    parser.add_argument("--heads", type=int, default=4)
+    parser.add_argument("--repeats", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    spec = {
+        "name": "bench",
+        "family": "attention-only",
+        "n_layers": args.layers,
+        "d_model": 32 * args.heads,
+        "n_heads": args.heads,
+        "context_length": 256,
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        snaps, evalset_path = make_inputs(root, spec, args.snapshots)
+        times = {"ours": [], "tl": []}
+        for _ in range(args.repeats):
+            start = time.perf_counter()
+            got = ours(snaps, evalset_path, root, args.threads)
+            times["ours"].append(time.perf_counter() - start)
+            start = time.perf_counter()
+            want = transformer_lens_way(snaps, evalset_path)
+            times["tl"].append(time.perf_counter() - start)
+    t_ours, t_tl = min(times["ours"]), min(times["tl"])
+    print(
+        f"measurement of {args.snapshots} snapshots, {args.layers} layers x {args.heads} heads,"
+        f" d_model {spec['d_model']}, 256 contexts of 256 tokens, {args.threads} threads,"
+        f" best of {args.repeats}"
+    )
+    print(f"{'implementation':<28} {'seconds':>8} {'snapshots/s':>12} {'ours / this':>12}")
+    print(f"{'ours (losses + heads)':<28} {t_ours:>8.2f} {args.snapshots / t_ours:>12.2f} {1:>11.2f}x")
+    print(f"{'TransformerLens way':<28} {t_tl:>8.2f} {args.snapshots / t_tl:>12.2f} {t_tl / t_ours:>11.2f}x")
+    for key in ("mean_loss", "prefix_matching", "copying"):
+        print(f"max |ours - TransformerLens| {key}: {np.abs(got[key] - want[key]).max():.1e}")
+
+
+if __name__ == "__main__":
+    main()
