@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 SPEC = {
-    "name": "attn2",
+    "name": "cuda_path",
     "family": "attention-only",
     "n_layers": 2,
     "d_model": 512,
@@ -106,6 +106,8 @@ def main() -> None:
     parser.add_argument("--n-heads", type=int, default=SPEC["n_heads"])
     parser.add_argument("--context", type=int, default=SPEC["context_length"])
     parser.add_argument("--batch", type=int, default=SPEC["batch_size"])
+    parser.add_argument("--family", default=SPEC["family"], help="attention-only, with-mlp or smeared-key")
+    parser.add_argument("--layers", type=int, default=SPEC["n_layers"])
     args = parser.parse_args()
     if not torch.cuda.is_available():
         sys.exit("cuda_path: torch sees no CUDA device here")
@@ -118,6 +120,8 @@ def main() -> None:
         "n_heads": args.n_heads,
         "context_length": args.context,
         "batch_size": args.batch,
+        "family": args.family,
+        "n_layers": args.layers,
         "warmup_steps": min(SPEC["warmup_steps"], args.steps // 2),
     }
     corpus = {"source": "stdlib", "heldout_fraction": 0.05, "vocab_size": 4096, "seed": 0}
