@@ -22,6 +22,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import torch
+from inputs import HEADS, PHASE
 
 SPEC = {
     "name": "cuda_path",
@@ -48,26 +49,12 @@ EVALUATION = {
     "icl_window": 10,
     "seed": 0,
 }
-HEADS = {
-    "n_sequences": 10,
-    "repeat_length": 25,
-    "n_repeats": 4,
-    "exclude_frequency_fraction": 0.04,
-    "seed": 0,
-}
 ABLATION = {
     "every": 3,
     "n_contexts": 64,
     "batch_size": 16,
     "induction_prefix_matching": 0.3,
     "induction_copying": 0.05,
-}
-PHASE = {
-    "icl_smoothing": 3,
-    "window_slope_fraction": 0.25,
-    "min_icl_drop": 0.05,
-    "window_fraction": 0.5,
-    "max_window_span": 0.5,
 }
 
 

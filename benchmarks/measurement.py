@@ -29,51 +29,11 @@ from pathlib import Path
 import h5py
 import numpy as np
 import torch
+from inputs import make_inputs
 
-from inductionheads import corpus, evalset, heads, losses, snapshots
+from inductionheads import heads, losses
 from inductionheads.interop import hooked_config, state_dict_names
-from inductionheads.model import Transformer, sinusoidal_positions
-from inductionheads.train import param_axes
-
-EVALUATION = {
-    "n_contexts": 256,
-    "context_length": 256,
-    "icl_early": 50,
-    "icl_late": 245,
-    "icl_window": 10,
-    "seed": 0,
-}
-HEADS = {
-    "n_sequences": 10,
-    "repeat_length": 25,
-    "n_repeats": 4,
-    "exclude_frequency_fraction": 0.04,
-    "seed": 0,
-}
-CORPUS = {
-    "source": "stdlib",
-    "max_documents": 120,
-    "max_document_bytes": 40000,
-    "heldout_fraction": 0.2,
-    "vocab_size": 512,
-    "seed": 0,
-}
-
-
-def make_inputs(root: Path, spec: dict, n_snapshots: int) -> tuple[Path, Path]:
-    tokens = root / "tokens.h5"
-    corpus.build(CORPUS, tokens, root / "tokenizer.json", "bench")
-    with h5py.File(tokens, "r") as f:
-        vocab = int(f.attrs["vocab_size"])
-    evalset.build(tokens, root / "evalset.h5", EVALUATION, HEADS, "bench")
-
-    def state(i):
-        torch.manual_seed(i)
-        return Transformer(spec, vocab).state_dict()
-
-    steps = np.arange(n_snapshots) * 100
-    snapshots.write(root / "snapshots.h5", spec, vocab, steps, 4096, np.zeros(1), state, param_axes)
-    return root / "snapshots.h5", root / "evalset.h5"
+from inductionheads.model import sinusoidal_positions
 
 
 def ours(snaps: Path, evalset_path: Path, out: Path, threads: int) -> dict[str, np.ndarray]:

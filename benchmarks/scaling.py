@@ -15,17 +15,10 @@ import time
 from pathlib import Path
 
 import torch
-from measurement import make_inputs
+from inputs import PHASE, make_inputs
 
 from inductionheads import ablation, heads, losses, pca, phase
 
-PHASE = {
-    "icl_smoothing": 3,
-    "window_slope_fraction": 0.25,
-    "min_icl_drop": 0.05,
-    "window_fraction": 0.5,
-    "max_window_span": 0.5,
-}
 ABLATION = {
     "every": 1,
     "n_contexts": 64,

@@ -36,16 +36,34 @@ def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.Compl
     return proc
 
 
-def planned_jobs(output: str) -> list[tuple[str, str]]:
-    """(rule, model wildcard or '') of every job a dry run lists, 'all' excluded."""
+def planned(output: str) -> list[dict]:
+    """Every job a dry run (or a run's log) lists, `all` excluded: rule, wildcards, threads, resources."""
     jobs = []
     for block in re.split(r"\n(?=\[|rule |localrule )", output):
-        m = re.search(r"^(?:local)?rule (\w+):", block, re.M)
-        if not m or m.group(1) == "all":
+        rule = re.search(r"^(?:local)?rule (\w+):", block, re.M)
+        if not rule or rule.group(1) == "all":
             continue
-        wc = re.search(r"wildcards: .*?model=([\w-]+)", block)
-        jobs.append((m.group(1), wc.group(1) if wc else ""))
-    return sorted(jobs)
+        wildcards = re.search(r"wildcards: (.*)", block)
+        resources = re.search(r"resources: (.*)", block)
+        threads = re.search(r"threads: (\d+)", block)
+        jobs.append(
+            {
+                "rule": rule.group(1),
+                "wildcards": dict(kv.split("=", 1) for kv in wildcards.group(1).split(", "))
+                if wildcards
+                else {},
+                "resources": dict(kv.split("=", 1) for kv in resources.group(1).split(", "))
+                if resources
+                else {},
+                "threads": int(threads.group(1)) if threads else 1,
+            }
+        )
+    return jobs
+
+
+def planned_jobs(output: str) -> list[tuple[str, str]]:
+    """(rule, model wildcard or '') of every job a dry run lists, 'all' excluded."""
+    return sorted((job["rule"], job["wildcards"].get("model", "")) for job in planned(output))
 
 
 def write_config(path: Path, config: dict) -> Path:

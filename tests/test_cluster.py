@@ -11,35 +11,12 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import REPO, copy_workflow, smoke_config, snakemake, write_config
+from conftest import REPO, copy_workflow, planned, smoke_config, snakemake, write_config
 
 from inductionheads import device, h5io
 from inductionheads.snapshots import shard_positions
 
 SHARDED = ("losses", "heads", "ablation")
-
-
-def planned(output: str) -> list[dict]:
-    """Every job of a dry run: rule, wildcards, threads and resources."""
-    jobs = []
-    for block in re.split(r"\n(?=\[|rule |localrule )", output):
-        rule = re.search(r"^(?:local)?rule (\w+):", block, re.M)
-        if not rule or rule.group(1) == "all":
-            continue
-        wildcards = re.search(r"wildcards: (.*)", block)
-        resources = re.search(r"resources: (.*)", block)
-        threads = re.search(r"threads: (\d+)", block)
-        jobs.append(
-            {
-                "rule": rule.group(1),
-                "wildcards": dict(kv.split("=") for kv in wildcards.group(1).split(", "))
-                if wildcards
-                else {},
-                "resources": dict(kv.split("=", 1) for kv in resources.group(1).split(", ")),
-                "threads": int(threads.group(1)) if threads else 1,
-            }
-        )
-    return jobs
 
 
 def all_datasets(path) -> dict[str, np.ndarray]:

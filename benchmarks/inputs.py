@@ -1,0 +1,61 @@
+"""What the benchmarks build and share: a snapshot file and an evaluation set made with the package's
+own stages, and the settings they run with."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+
+from inductionheads import corpus, evalset, snapshots
+from inductionheads.model import Transformer
+from inductionheads.train import param_axes
+
+PHASE = {
+    "icl_smoothing": 3,
+    "window_slope_fraction": 0.25,
+    "min_icl_drop": 0.05,
+    "window_fraction": 0.5,
+    "max_window_span": 0.5,
+}
+EVALUATION = {
+    "n_contexts": 256,
+    "context_length": 256,
+    "icl_early": 50,
+    "icl_late": 245,
+    "icl_window": 10,
+    "seed": 0,
+}
+HEADS = {
+    "n_sequences": 10,
+    "repeat_length": 25,
+    "n_repeats": 4,
+    "exclude_frequency_fraction": 0.04,
+    "seed": 0,
+}
+CORPUS = {
+    "source": "stdlib",
+    "max_documents": 120,
+    "max_document_bytes": 40000,
+    "heldout_fraction": 0.2,
+    "vocab_size": 512,
+    "seed": 0,
+}
+
+
+def make_inputs(root: Path, spec: dict, n_snapshots: int) -> tuple[Path, Path]:
+    tokens = root / "tokens.h5"
+    corpus.build(CORPUS, tokens, root / "tokenizer.json", "bench")
+    with h5py.File(tokens, "r") as f:
+        vocab = int(f.attrs["vocab_size"])
+    evalset.build(tokens, root / "evalset.h5", EVALUATION, HEADS, "bench")
+
+    def state(i):
+        torch.manual_seed(i)
+        return Transformer(spec, vocab).state_dict()
+
+    steps = np.arange(n_snapshots) * 100
+    snapshots.write(root / "snapshots.h5", spec, vocab, steps, 4096, np.zeros(1), state, param_axes)
+    return root / "snapshots.h5", root / "evalset.h5"
