@@ -8,6 +8,7 @@ import torch
 from inductionheads import ablation
 from inductionheads.icl import icl_score
 from inductionheads.model import Transformer, per_token_losses
+from inductionheads.schedule import ablated_positions
 
 FAMILIES = ("attention-only", "with-mlp", "smeared-key")
 L, H, V, T = 3, 4, 60, 48
@@ -124,6 +125,6 @@ def test_removing_a_set_of_heads_equals_zeroing_their_output_weights():
 
 
 def test_schedule_takes_every_nth_snapshot_and_the_last():
-    assert ablation.schedule(41, 4).tolist() == list(range(0, 41, 4))
-    assert ablation.schedule(10, 4).tolist() == [0, 4, 8, 9]
-    assert ablation.schedule(5, 1).tolist() == [0, 1, 2, 3, 4]
+    assert ablated_positions(41, 4).tolist() == list(range(0, 41, 4))
+    assert ablated_positions(10, 4).tolist() == [0, 4, 8, 9]
+    assert ablated_positions(5, 1).tolist() == [0, 1, 2, 3, 4]

@@ -18,7 +18,10 @@ T = dict(
     bump_rate_ratio=2.0,
     transient_fraction=0.1,
     min_turn_degrees=45,
+    min_turn_ratio=3,
+    icl_smoothing=3,
 )
+PHASE = dict(smoothing=3, slope_fraction=0.25, max_span=0.5, plateau_fraction=0.2)
 TOKENS = np.linspace(0, 8e6, 41)
 STEPS = np.arange(41) * 50
 
@@ -33,7 +36,9 @@ def make(name, family, n_layers, centre=None, layer1_pm=0.01, turn=True, seed=0)
     rng = np.random.default_rng(seed)
     step = _sigmoid(centre) if centre else np.zeros_like(TOKENS)
     icl = -0.3 * step + rng.normal(0, 0.005, len(TOKENS))
-    window, _, _ = find_window(TOKENS, icl, 3, 0.25, T["min_icl_drop"], T["window_fraction"], 0.5)
+    window, lasting, _ = find_window(
+        TOKENS, icl, min_icl_drop=T["min_icl_drop"], min_fraction=T["window_fraction"], **PHASE
+    )
     heldout = 3 + 3 * np.exp(-TOKENS / 5e5) - 0.4 * step
     pm = np.full((len(TOKENS), n_layers, 2), 0.01)
     pm[:, 0, 0] = layer1_pm
@@ -41,11 +46,22 @@ def make(name, family, n_layers, centre=None, layer1_pm=0.01, turn=True, seed=0)
         pm[:, 1, 0] = 0.01 + 0.6 * step
     path = TOKENS / 1e6
     if turn:  # along PC1 until the window, then along PC2
-        trajectory = np.stack([path * (1 - step), path * step], 1)
+        trajectory = np.stack([path * (1 - step), path * step, 0 * path], 1)
     else:
-        trajectory = np.stack([path, 0 * path], 1)
+        trajectory = np.stack([path, 0 * path, 0 * path], 1)
+    trajectory += rng.normal(0, 0.02, trajectory.shape)
     return Model(
-        name, family, n_layers, describe(window, STEPS, TOKENS), icl, TOKENS, heldout, pm, trajectory
+        name,
+        family,
+        n_layers,
+        describe(window, STEPS, TOKENS),
+        icl,
+        TOKENS,
+        heldout,
+        pm,
+        trajectory,
+        seed=seed,
+        final_level=float(lasting[-1]),
     )
 
 
@@ -107,7 +123,7 @@ def test_a_straight_pca_trajectory_fails_c7():
 @pytest.mark.parametrize(
     "drop,expected",
     [
-        ({"attn1"}, {"C2": "not-evaluable", "C4": "not-evaluable"}),
+        ({"attn1"}, {"C2": "not-evaluable", "C4": "not-evaluable", "C7": "not-evaluable"}),
         ({"smeared1"}, {"C5": "not-evaluable"}),
         ({"attn2", "attn3"}, {"C1": "not-evaluable", "C2": "not-evaluable", "C3": "not-evaluable"}),
     ],
@@ -116,3 +132,71 @@ def test_missing_models_make_claims_not_evaluable_never_passing(drop, expected):
     got = status([m for m in paper_like() if m.name not in drop])
     for cid, want in expected.items():
         assert got[cid] == want
+
+
+def test_a_turn_no_larger_than_the_control_s_fails_c7():
+    """A trajectory that wanders like noise turns by large angles; when the 1-layer model wanders as far
+    over the same stretch of training, the turn is no evidence of a phase change."""
+    models = paper_like()
+    rng = np.random.default_rng(5)
+    for i in (0, 2):  # attn1, the control, and attn3: independent walks of one size
+        models[i].pca_scores = np.cumsum(rng.normal(0, 0.3, models[i].pca_scores.shape), 0)
+    c7 = claims.c7(models, T)
+    assert c7["status"] == "fail" and c7["numbers"]["attn3"]["off_course_ratio"] < T["min_turn_ratio"]
+    assert "smeared2" not in c7["numbers"]  # a claim about the vanilla models, as in the paper
+
+
+def test_a_phase_change_still_under_way_at_the_last_snapshot_fails_c1():
+    """attn2's step sits at the end of training: its window holds most of the ICL formed so far, but
+    it has no plateau after it, so it is in progress, not a phase change."""
+    models = paper_like()
+    models[1] = make("attn2", "attention-only", 2, centre=7.6e6)
+    c1 = claims.c1(models, T)
+    assert c1["numbers"]["attn2"]["status"] == "in progress" and c1["status"] == "fail"
+
+
+def test_claims_are_counted_over_replicates_and_windows_summarized():
+    by_replicate = {0: paper_like(), 1: paper_like()}
+    by_replicate[1][2] = make("attn3", "attention-only", 3, seed=1)  # no phase change in replicate 1
+    for r, models in by_replicate.items():
+        for m in models:
+            m.seed = r
+    evaluated = {r: claims.evaluate(ms, T) for r, ms in by_replicate.items()}
+    summary = {c["id"]: c for c in claims.summarize(evaluated)}
+    assert summary["C1"]["passed"] == 1 and summary["C1"]["failed"] == 1 and summary["C1"]["status"] == "fail"
+    assert summary["C2"]["passed"] == 2 and summary["C2"]["status"] == "pass"
+    assert summary["C6"]["not_evaluable"] == 2 and summary["C6"]["status"] == "not-evaluable"
+    windows = claims.windows_over_replicates(by_replicate)
+    assert windows["attn3"]["phase_change_in"] == 1 and windows["attn3"]["replicates"] == 2
+    assert windows["attn2"]["phase_change_in"] == 2
+    starts = [ms[1].window["start_step"] for ms in by_replicate.values()]
+    spread = windows["attn2"]["start_step"]
+    assert spread["mean"] == pytest.approx(np.mean(starts)) and spread["min"] == min(starts)
+    assert spread["sd"] == pytest.approx(np.std(starts, ddof=1))
+    assert windows["attn1"]["start_step"] is None and windows["attn1"]["phase_change_in"] == 0
+
+
+def _with_gap(models, gap):
+    """attn2's held-out loss set to attn1's minus `gap` (per snapshot)."""
+    models[1].heldout_loss = models[0].heldout_loss - gap
+    return claims.c4(models, T)
+
+
+def test_c4_a_gap_that_opens_inside_the_window_and_keeps_growing_after_it_passes():
+    """The bump is where the curves part; the gap may go on growing more slowly as the circuit sharpens."""
+    models = paper_like()
+    after = np.clip(TOKENS - 5.6e6, 0, None) * 0.04 / 1e6  # still growing after the window
+    c4 = _with_gap(models, 0.4 * _sigmoid(5e6) + after)
+    assert c4["status"] == "pass"
+
+
+def test_c4_a_gap_growing_as_fast_before_the_window_fails():
+    models = paper_like()
+    steady = TOKENS * 0.4 / 8e6  # the same growth all along: no bump
+    c4 = _with_gap(models, steady)
+    assert c4["status"] == "fail"
+    numbers = c4["numbers"]["attn2"]
+    assert (
+        numbers["peak_gap_growth_per_million_tokens_inside"]
+        < 2 * numbers["typical_gap_growth_per_million_tokens_before"]
+    )

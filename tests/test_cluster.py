@@ -35,7 +35,8 @@ def assert_same_results(results_a, results_b, rel_paths):
 
 
 def result_files(results) -> list:
-    files = [p.relative_to(results) for p in (results / "models").glob("*/*.h5")]
+    files = [p.relative_to(results) for p in (results / "models").glob("*/seed*/*.h5")]
+    files += [p.relative_to(results) for p in (results / "pca").glob("*.h5")]
     return sorted(files) + [p.relative_to(results) for p in results.glob("*.h5")]
 
 
@@ -95,7 +96,7 @@ def test_shard_count_changes_no_result(smoke_copy, smoke_results):
     snakemake(smoke_copy, "--configfile", "sharded.yaml")
     sharded = smoke_copy / "results" / "smoke"
     for kind in SHARDED:
-        assert len(list(sharded.glob(f"models/attn2/shards/{kind}_*of3.h5"))) == 3
+        assert len(list(sharded.glob(f"models/attn2/seed0/shards/{kind}_*of3.h5"))) == 3
     assert_same_results(smoke_results, sharded, result_files(smoke_results))
     assert (sharded / "claims.json").read_text() == (smoke_results / "claims.json").read_text()
 
@@ -140,9 +141,18 @@ def test_paper_config_plans_every_job_with_its_resources(tmp_path):
         counts[job["rule"]] = counts.get(job["rule"], 0) + 1
     per_model = {"train": 1, "losses": shards, "heads": shards, "ablation": shards, "merge_shards": 3}
     per_model |= {"phase": 1, "figures_model": 1}
-    once = ("corpus", "evalset", "pca", "claims", "figures_all_models", "manifest", "report_html")
+    once = (
+        "corpus",
+        "evalset",
+        "pca",
+        "claims",
+        "figures_all_models",
+        "figures_replicates",
+        "manifest",
+        "report_html",
+    )
     assert counts == {**{r: n * len(models) for r, n in per_model.items()}, **dict.fromkeys(once, 1)}
-    assert len(jobs) == 2 + len(models) * (3 * shards + 6) + 5  # `all` not counted
+    assert len(jobs) == 2 + len(models) * (3 * shards + 6) + 6  # `all` not counted
     spec = config["model_defaults"]
     assert (spec["d_model"], spec["n_heads"], spec["context_length"], spec["steps"]) == (768, 12, 8192, 10000)
     assert spec["n_snapshots"] == 200 and config["corpus"]["vocab_size"] == 2**16
@@ -175,17 +185,27 @@ def test_device_is_cuda_when_present_else_cpu():
     assert device.pick("auto").type == expected and device.pick(None).type == expected
     assert device.pick("cpu").type == "cpu"
     cpu = torch.device("cpu")
-    assert (
-        device.training_precision(cpu) == "float32"
-        and device.compiled(torch.nn.Linear(2, 2), cpu).__class__ is torch.nn.Linear
-    )
-    with device.autocast(cpu):
-        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.float32
+    assert device.compiled(torch.nn.Linear(2, 2), cpu).__class__ is torch.nn.Linear
     if not torch.cuda.is_available():
         with pytest.raises(RuntimeError, match="device cuda was asked for, but torch sees no CUDA device"):
             device.pick("cuda")
     with pytest.raises(ValueError, match="device 'tpu' is not one of"):
         device.pick("tpu")
+
+
+def test_precision_auto_is_float32_on_cpu_and_bfloat16_on_cuda_and_a_setting_overrides_it():
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert device.training_precision(cpu) == device.training_precision(cpu, "auto") == "float32"
+    assert device.training_precision(cuda, "auto") == "bfloat16"
+    assert device.training_precision(cuda, "float32") == "float32"
+    assert device.training_precision(cpu, "bfloat16") == "bfloat16"
+    with pytest.raises(ValueError, match="precision 'fp8' is not one of"):
+        device.training_precision(cpu, "fp8")
+    with device.autocast(cpu, "float32"):
+        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.float32
+    # bfloat16 on a CPU reproduces a GPU run's arithmetic (slowly): the product is rounded to bfloat16
+    with device.autocast(cpu, "bfloat16"):
+        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.bfloat16
 
 
 # --- a real SLURM controller ----------------------------------------------------------------------
@@ -224,9 +244,10 @@ def test_smoke_run_through_the_slurm_profile_equals_the_local_run(tmp_path, smok
     log = proc.stdout + proc.stderr
     assert "submitted with SLURM jobid" in log
     # every job but the target rule `all` went through sbatch: per model train, losses, heads, ablation,
-    # 3 merges, phase and figures; then corpus, evalset, pca, claims, figures, manifest and report
+    # 3 merges, phase and figures; then corpus, evalset, pca, claims, the two all-model figure rules,
+    # manifest and report
     n_models = len(smoke_config()["models"])
-    assert log.count("submitted with SLURM jobid") == 9 * n_models + 7
+    assert log.count("submitted with SLURM jobid") == 9 * n_models + 8
     assert_same_results(smoke_results, results, result_files(smoke_results))
     assert (results / "claims.json").read_text() == (smoke_results / "claims.json").read_text()
     assert os.path.getsize(results / "report.html") > 10_000

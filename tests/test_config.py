@@ -6,7 +6,7 @@ import pytest
 import yaml
 from conftest import REPO, SCHEMA, smoke_config
 
-from inductionheads.config import ConfigError, digest, model_spec, validate
+from inductionheads.config import ConfigError, digest, model_spec, run_spec, runs, validate
 
 
 def check(mutate):
@@ -40,6 +40,10 @@ def test_shipped_configs_are_valid():
         (lambda c: c["models"]["attn1"].update(context_length=32), r"evaluation\.context_length"),
         (lambda c: c["corpus"].update(source="files", paths=["/no/such/dir/*.txt"]), r"/no/such/dir/\*\.txt"),
         (lambda c: c["models"].update(all_models={}), r"reserved"),
+        (lambda c: c["models"]["attn1"].update(replicates=0), r"models\.attn1\.replicates"),
+        (lambda c: c["model_defaults"].update(precision="float16"), r"model_defaults\.precision"),
+        (lambda c: c["models"]["attn2"].update(log_snapshots=-1), r"models\.attn2\.log_snapshots"),
+        (lambda c: c["analysis"].pop("plateau_fraction"), r"'analysis' lacks a required key"),
     ],
 )
 def test_bad_config_is_rejected_naming_the_key(mutate, message):
@@ -62,3 +66,46 @@ def test_digest_is_order_free_and_sensitive():
     b = copy.deepcopy(a)
     b["y"][1] = 3
     assert digest(a) != digest(b)
+
+
+def test_replicates_expand_into_runs_with_consecutive_seeds():
+    config = smoke_config()
+    config["model_defaults"]["replicates"] = 3
+    config["models"]["attn2"].update(seed=10)
+    config["models"]["mlp2"].update(replicates=1)
+    got = runs(config)
+    assert got[:4] == [(0, "attn1", 0), (0, "attn2", 10), (0, "smeared1", 0), (0, "mlp2", 0)]
+    assert [(r, m, s) for r, m, s in got if m == "attn2"] == [
+        (0, "attn2", 10),
+        (1, "attn2", 11),
+        (2, "attn2", 12),
+    ]
+    assert [r for r, m, _ in got if m == "mlp2"] == [0]
+    assert len(got) == 3 * 3 + 1
+
+
+def test_a_run_spec_does_not_depend_on_how_many_replicates_there_are():
+    """Adding replicates must leave the existing runs' settings, hence their outputs, as they are."""
+    config = smoke_config()
+    one = run_spec(config, "attn2", 0)
+    config["models"]["attn2"]["replicates"] = 4
+    assert run_spec(config, "attn2", 0) == one and "replicates" not in one
+    assert run_spec(config, "attn2", 3)["seed"] == 3
+    with pytest.raises(ConfigError, match="no replicate with seed 4"):
+        run_spec(config, "attn2", 4)
+
+
+def test_optional_model_settings_take_their_defaults():
+    spec = model_spec(smoke_config(), "attn1")
+    assert (spec["replicates"], spec["log_snapshots"], spec["precision"]) == (1, 0, "auto")
+    assert spec["position_scale"] == 1.0
+
+
+def test_the_replicates_config_is_the_default_experiment_with_five_replicates():
+    """configs/replicates.yaml repeats config.yaml; only its name and the replicate count differ."""
+    default = yaml.safe_load((REPO / "config.yaml").read_text())
+    replicates = yaml.safe_load((REPO / "configs" / "replicates.yaml").read_text())
+    assert replicates.pop("experiment") == "replicates" and default.pop("experiment") == "default"
+    assert replicates["model_defaults"].pop("replicates") == 5
+    assert default["model_defaults"].pop("replicates", 1) == 1
+    assert replicates == default

@@ -51,7 +51,7 @@ def test_training_across_thread_counts(tokens, tmp_path):
 
 @pytest.mark.parametrize("stage", ["losses", "heads"])
 def test_measurements_across_thread_counts(smoke_results, tmp_path, stage):
-    model_dir = smoke_results / "models" / "attn2"
+    model_dir = smoke_results / "models" / "attn2" / "seed0"
     args = (model_dir / "snapshots.h5", smoke_results / "evalset.h5")
     for name, threads in [("a", 1), ("b", 1), ("c", 2)]:
         if stage == "losses":

@@ -47,7 +47,7 @@ def test_prefix_matching_equals_transformer_lens_pattern_hooks():
 
 
 def test_export_writes_a_series_transformer_lens_loads(tmp_path, smoke_results):
-    written = interop.export(smoke_results / "models/attn2/snapshots.h5", tmp_path, indices=[0, -1])
+    written = interop.export(smoke_results / "models/attn2/seed0/snapshots.h5", tmp_path, indices=[0, -1])
     assert [p.name for p in written] == ["step_00000000.pt", "step_00000040.pt"]
     import json
 
@@ -56,7 +56,7 @@ def test_export_writes_a_series_transformer_lens_loads(tmp_path, smoke_results):
     hooked.load_state_dict(torch.load(written[-1]), strict=False)
     from inductionheads.snapshots import SnapshotReader
 
-    with SnapshotReader(smoke_results / "models/attn2/snapshots.h5") as snaps:
+    with SnapshotReader(smoke_results / "models/attn2/seed0/snapshots.h5") as snaps:
         model = snaps.model(-1)
     tokens = torch.randint(0, model.vocab_size, (2, 64))
     with torch.no_grad():
@@ -82,7 +82,7 @@ def test_an_imported_checkpoint_series_is_measured_like_the_model_it_came_from(s
 
     results = smoke_copy / "results/smoke/models"
     series = tmp_path / "series"
-    interop.export(results / "attn2/snapshots.h5", series)
+    interop.export(results / "attn2/seed0/snapshots.h5", series)
     config = smoke_config()
     config["models"]["imported2"] = {
         "family": "attention-only",
@@ -97,12 +97,12 @@ def test_an_imported_checkpoint_series_is_measured_like_the_model_it_came_from(s
         ("ablation", ["pattern_preserving/delta_icl_score", "full/delta_icl_score"]),
     ]:
         with (
-            h5py.File(results / "attn2" / f"{kind}.h5") as a,
-            h5py.File(results / "imported2" / f"{kind}.h5") as b,
+            h5py.File(results / "attn2" / "seed0" / f"{kind}.h5") as a,
+            h5py.File(results / "imported2" / "seed0" / f"{kind}.h5") as b,
         ):
             for key in keys:
                 np.testing.assert_allclose(a[key][:], b[key][:], atol=1e-4, equal_nan=True, err_msg=key)
-    assert (smoke_copy / "results/smoke/figures/imported2/ablation_icl.png").stat().st_size > 5000
+    assert (smoke_copy / "results/smoke/figures/imported2/seed0/ablation_icl.png").stat().st_size > 5000
 
 
 def test_a_series_of_another_family_is_refused_naming_the_mismatch():

@@ -59,7 +59,7 @@ def test_dloss_dlog_index_recovers_a_known_slope():
 def test_stored_losses_equal_a_fresh_forward_pass(smoke_results, model_name):
     """HDF5 losses of every snapshot equal a fresh forward pass of that snapshot; the stored ICL
     score equals a naive per-example loop of single-context forward passes."""
-    model_dir = smoke_results / "models" / model_name
+    model_dir = smoke_results / "models" / model_name / "seed0"
     with h5py.File(smoke_results / "evalset.h5", "r") as f:
         contexts = torch.from_numpy(f["contexts"][:])
         random_index = f["random_index"][:]

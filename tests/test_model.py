@@ -54,6 +54,21 @@ def test_sinusoid_is_fixed_and_bounded():
     assert torch.allclose(pe[0, 1::2], torch.ones(4))
 
 
+def test_position_scale_multiplies_the_sinusoid_and_only_the_query_key_scores():
+    """A scaled model equals, by hand, attention with queries and keys from LN(x) + scale * sinusoid."""
+    torch.manual_seed(0)
+    plain = Transformer(SPEC, vocab_size=50).eval()
+    scaled = Transformer({**SPEC, "position_scale": 2.5}, vocab_size=50).eval()
+    scaled.load_state_dict(plain.state_dict())  # the sinusoid is not a stored weight
+    assert torch.allclose(scaled.pos, 2.5 * sinusoidal_positions(32, 24))
+    tokens = torch.randint(0, 50, (2, 16))
+    with torch.no_grad():
+        unscaled = plain(tokens)
+        plain.pos.mul_(2.5)  # the same positions put in by hand: the same model
+        assert torch.allclose(plain(tokens), scaled(tokens), atol=1e-6)
+        assert not torch.allclose(unscaled, scaled(tokens), atol=1e-3)
+
+
 def test_context_longer_than_trained_is_an_error():
     m = Transformer(SPEC, vocab_size=50)
     with pytest.raises(ValueError, match="context_length"):

@@ -39,6 +39,10 @@ def test_report_is_self_contained(smoke_results):
     assert "<script" not in page and "http://" not in page and "https://" not in page
     for text in ("Claims", "C7", "Config", "Package versions", "Cost of each rule", "wall time", "peak RSS"):
         assert text in page
+    # a verdict over replicates first, then the windows over replicates and each replicate's claims
+    assert re.search(r"\d of 7 claims pass in every one of the 1 replicate\.", page)
+    assert "Phase-change windows over replicates" in page and "Replicate 0:" in page
+    assert "replicates: icl by replicate" in page and "attn2 seed0: prefix matching" in page
 
 
 def test_report_renders_in_headless_chromium_with_every_image(smoke_results, tmp_path):

@@ -14,7 +14,7 @@ import pytest
 from conftest import copy_workflow, smoke_config, write_config
 
 from inductionheads import h5io
-from inductionheads.config import model_spec
+from inductionheads.config import run_spec
 from inductionheads.train import train
 
 
@@ -35,7 +35,7 @@ def test_killed_training_resumes_bit_identical(tmp_path):
     config["models"] = {"attn2": {"n_layers": 2}}
     config["model_defaults"].update(steps=1200, n_snapshots=12)
     write_config(workdir / "resume.yaml", config)
-    target = "results/smoke/models/attn2/snapshots.h5"
+    target = "results/smoke/models/attn2/seed0/snapshots.h5"
     resume_dir = workdir / (target + ".resume")
     cmd = [sys.executable, "-m", "snakemake", target, "--cores", "2", "--configfile", "resume.yaml"]
 
@@ -52,11 +52,11 @@ def test_killed_training_resumes_bit_identical(tmp_path):
     assert not (workdir / target).exists() and (resume_dir / "state.pt").exists()
 
     subprocess.run(cmd, cwd=workdir, check=True, capture_output=True)
-    log = (workdir / "results/smoke/logs/train/attn2.log").read_text()
+    log = (workdir / "results/smoke/logs/train/attn2/seed0.log").read_text()
     assert "resuming attn2 from step" in log
     assert not resume_dir.exists()
 
-    spec = model_spec(config, "attn2")
+    spec = run_spec(config, "attn2", 0)
     spec.pop("threads")
     train(spec, workdir / "results/smoke/corpus/tokens.h5", tmp_path / "uninterrupted.h5", progress=False)
     with h5py.File(workdir / target, "r") as a, h5py.File(tmp_path / "uninterrupted.h5", "r") as b:

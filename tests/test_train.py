@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from inductionheads import h5io
-from inductionheads.snapshots import SnapshotReader, snapshot_steps
+from inductionheads.schedule import snapshot_steps
+from inductionheads.snapshots import SnapshotReader
 from inductionheads.train import lr_at, train
 
 SPEC = dict(
@@ -27,6 +28,16 @@ def test_snapshot_steps_are_linear_from_zero():
     assert snapshot_steps(10_000, 200)[:3].tolist() == [0, 50, 100]
     assert len(snapshot_steps(10_000, 200)) == 201 and snapshot_steps(10_000, 200)[-1] == 10_000
     assert snapshot_steps(7, 3).tolist() == [0, 2, 5, 7]
+
+
+def test_log_snapshots_add_early_steps_to_the_linear_grid():
+    steps = snapshot_steps(1000, 20, log_snapshots=8)
+    linear = set(range(0, 1001, 50))
+    assert linear <= set(steps.tolist())
+    early = sorted(set(steps.tolist()) - linear)
+    # geometric from 1 to 1000: 1, 3, 7, 19, 52, 139, 373, and 1000, which the linear grid has
+    assert early == [1, 3, 7, 19, 52, 139, 373]
+    assert (np.diff(steps) > 0).all() and steps[0] == 0 and steps[-1] == 1000
 
 
 @pytest.fixture(scope="module")
@@ -61,3 +72,26 @@ def test_training_writes_snapshots_learns_and_is_deterministic(tokens, tmp_path)
             assert np.array_equal(a["params"][name][:], b["params"][name][:]), name
         assert np.array_equal(a["train_loss"][:], b["train_loss"][:])
         assert a["params/blocks.0.attn.W_O"].attrs["axes"] == '["snapshot", "head", "d_head", "d_model"]'
+
+
+def test_training_precision_is_a_setting_recorded_with_the_snapshots(tokens, tmp_path):
+    """`precision: bfloat16` trains under bfloat16 autocast on any device (on a CPU, to reproduce a GPU
+    run's arithmetic); parameters and snapshots stay float32, and the file says which precision ran."""
+    runs = {}
+    for precision in ("auto", "float32", "bfloat16"):
+        out = tmp_path / f"{precision}.h5"
+        train({**SPEC, "steps": 20, "precision": precision}, tokens, out, progress=False)
+        with h5py.File(out, "r") as f:
+            runs[precision] = (f.attrs["precision"], f["params/W_E"].dtype, f["train_loss"][:])
+    assert runs["auto"][0] == runs["float32"][0] == "float32"  # auto on a CPU
+    assert runs["bfloat16"][0] == "bfloat16" and runs["bfloat16"][1] == np.float32
+    assert np.array_equal(runs["auto"][2], runs["float32"][2])
+    # the same run in bfloat16 arithmetic: close, not equal
+    assert not np.array_equal(runs["bfloat16"][2], runs["float32"][2])
+    assert np.allclose(runs["bfloat16"][2], runs["float32"][2], atol=0.1)
+
+
+def test_log_snapshots_are_taken(tokens, tmp_path):
+    train({**SPEC, "log_snapshots": 4}, tokens, tmp_path / "log.h5", progress=False)
+    with SnapshotReader(tmp_path / "log.h5") as snaps:
+        assert snaps.steps.tolist() == snapshot_steps(60, 3, 4).tolist() == [0, 1, 4, 15, 20, 40, 60]

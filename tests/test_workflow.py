@@ -5,10 +5,13 @@ import json
 import h5py
 import numpy as np
 import pytest
-from conftest import planned_jobs, smoke_config, snakemake, write_config
+from conftest import planned, planned_jobs, smoke_config, snakemake, write_config
+
+from inductionheads import figures, phase
+from inductionheads.phase import STATUSES
 
 MODELS = ["attn1", "attn2", "mlp2", "smeared1"]
-FIGURE_RULES = {"figures_all_models", "figures_model"}
+FIGURE_RULES = {"figures_all_models", "figures_replicates", "figures_model"}
 CLAIM_STATUSES = {"pass", "fail", "not-evaluable"}
 
 
@@ -16,14 +19,17 @@ def test_smoke_run_writes_every_output_with_metadata(smoke_results):
     config = smoke_config()
     # --configfile replaces config.yaml: none of the default experiment's models join in
     assert sorted(p.name for p in (smoke_results / "models").iterdir()) == MODELS
+    # one replicate: every model runs once, with its seed
+    assert all([p.name for p in (smoke_results / "models" / m).iterdir()] == ["seed0"] for m in MODELS)
     with h5py.File(smoke_results / "corpus" / "tokens.h5", "r") as f:
         assert f.attrs["stage"] == "corpus" and f.attrs["vocab_size"] <= config["corpus"]["vocab_size"]
     for model in MODELS:
-        d = smoke_results / "models" / model
+        d = smoke_results / "models" / model / "seed0"
         with h5py.File(d / "snapshots.h5", "r") as f:
             steps = f["steps"][:]
             assert steps[0] == 0 and steps[-1] == config["model_defaults"]["steps"]
             assert len(steps) == config["model_defaults"]["n_snapshots"] + 1
+            assert f.attrs["precision"] == "float32"  # auto on a CPU
             assert f["params/blocks.0.attn.W_Q"].shape[:2] == (
                 len(steps),
                 config["model_defaults"]["n_heads"],
@@ -50,15 +56,15 @@ def test_smoke_run_writes_every_output_with_metadata(smoke_results):
             assert f["per_token_loss"].shape == (len(steps), 16, 63)
             assert f["icl_score"].shape == (len(steps),)
         for name in ("loss_heatmap", "dloss_heatmap", "prefix_matching"):
-            assert (smoke_results / "figures" / model / f"{name}.png").stat().st_size > 5000
+            assert (smoke_results / "figures" / model / "seed0" / f"{name}.png").stat().st_size > 5000
     assert not list(smoke_results.rglob("*.tmp"))
 
 
 def test_each_family_trains_its_own_parameters(smoke_results):
-    with h5py.File(smoke_results / "models/mlp2/snapshots.h5", "r") as f:
+    with h5py.File(smoke_results / "models/mlp2/seed0/snapshots.h5", "r") as f:
         assert f["params/blocks.1.mlp.W_in"].shape[1:] == (32, 128)
         assert "params/blocks.0.attn.alpha_smear" not in f
-    with h5py.File(smoke_results / "models/smeared1/snapshots.h5", "r") as f:
+    with h5py.File(smoke_results / "models/smeared1/seed0/snapshots.h5", "r") as f:
         alpha = f["params/blocks.0.attn.alpha_smear"][:]
         assert alpha.shape == (5, 2) and (alpha[0] == 0).all() and (alpha[-1] != 0).all()
         assert "params/blocks.0.mlp.W_in" not in f
@@ -69,15 +75,16 @@ def config_layers(model):
 
 
 def test_phase_pca_ablation_and_claims_are_written(smoke_results):
-    with h5py.File(smoke_results / "pca.h5", "r") as f:
+    with h5py.File(smoke_results / "pca" / "replicate0.h5", "r") as f:
         assert sorted(json.loads(f.attrs["models"])) == MODELS
         assert f["scores/attn2"].shape == (5, 3)
     for model in MODELS:
-        with h5py.File(smoke_results / "models" / model / "phase.h5", "r") as f:
+        with h5py.File(smoke_results / "models" / model / "seed0" / "phase.h5", "r") as f:
             window = json.loads(f.attrs["window"])
             assert window is None or 0 <= window["start"] <= window["end"] <= 4
+            assert window is None or window["status"] in STATUSES
     for model in MODELS:
-        with h5py.File(smoke_results / "models" / model / "ablation.h5", "r") as f:
+        with h5py.File(smoke_results / "models" / model / "seed0" / "ablation.h5", "r") as f:
             n_layers = config_layers(model)
             assert f["steps"][:].tolist() == [0, 20, 40]  # every 2nd of 5 snapshots, and the last
             for method in ("full", "pattern_preserving"):
@@ -87,7 +94,13 @@ def test_phase_pca_ablation_and_claims_are_written(smoke_results):
                 # a projection exists exactly when the model has a phase change, never a silent zero
                 assert np.isfinite(projection).all() == bool(f.attrs["projection_evaluable"])
                 assert np.isnan(projection).all() != bool(f.attrs["projection_evaluable"])
-    claims = json.loads((smoke_results / "claims.json").read_text())["claims"]
+    document = json.loads((smoke_results / "claims.json").read_text())
+    assert document["replicates"] == 1 and [c["id"] for c in document["summary"]] == [
+        f"C{i}" for i in range(1, 8)
+    ]
+    (replicate,) = document["by_replicate"]
+    assert replicate["seeds"] == {m: 0 for m in MODELS}
+    claims = replicate["claims"]
     assert [c["id"] for c in claims] == [f"C{i}" for i in range(1, 8)]
     assert {c["status"] for c in claims} <= CLAIM_STATUSES
     by_id = {c["id"]: c for c in claims}
@@ -110,14 +123,14 @@ def test_figure_setting_reruns_only_figures(smoke_copy):
     jobs = planned_jobs(out)
     # the report shows the config, so it is redrawn too
     assert {rule for rule, _ in jobs} == FIGURE_RULES | {"report_html"}
-    assert len(jobs) == 2 + len(MODELS)
+    assert len(jobs) == 3 + len(MODELS)
 
 
 def test_one_model_change_reruns_only_its_chain_and_figures(smoke_copy):
     config = smoke_config()
     config["models"]["attn2"]["lr"] = 0.002
     write_config(smoke_copy / "changed.yaml", config)
-    before = (smoke_copy / "results/smoke/models/attn1/snapshots.h5").stat().st_mtime_ns
+    before = (smoke_copy / "results/smoke/models/attn1/seed0/snapshots.h5").stat().st_mtime_ns
     snakemake(smoke_copy, "--configfile", "changed.yaml")
     log = sorted((smoke_copy / ".snakemake" / "log").glob("*.snakemake.log"))[-1].read_text()
     ran = planned_jobs(log)
@@ -133,12 +146,13 @@ def test_one_model_change_reruns_only_its_chain_and_figures(smoke_copy):
             ("pca", ""),
             ("claims", ""),
             ("figures_all_models", ""),
+            ("figures_replicates", ""),
             ("manifest", ""),
             ("report_html", ""),
         ]
     )
-    assert (smoke_copy / "results/smoke/models/attn1/snapshots.h5").stat().st_mtime_ns == before
-    with h5py.File(smoke_copy / "results/smoke/models/attn2/snapshots.h5", "r") as f:
+    assert (smoke_copy / "results/smoke/models/attn1/seed0/snapshots.h5").stat().st_mtime_ns == before
+    with h5py.File(smoke_copy / "results/smoke/models/attn2/seed0/snapshots.h5", "r") as f:
         assert '"lr": 0.002' in f.attrs["spec"]
     assert planned_jobs(snakemake(smoke_copy, "--configfile", "changed.yaml", "--dry-run").stdout) == []
 
@@ -171,7 +185,7 @@ def test_lint_is_clean(smoke_run):
 
 
 def test_corrupt_intermediate_fails_naming_it_and_rebuilds_once_deleted(smoke_copy):
-    heads_file = smoke_copy / "results/smoke/models/attn1/heads.h5"
+    heads_file = smoke_copy / "results/smoke/models/attn1/seed0/heads.h5"
     with h5py.File(heads_file, "r") as f:
         offset = f["prefix_matching"].id.get_offset()
     data = bytearray(heads_file.read_bytes())
@@ -181,7 +195,7 @@ def test_corrupt_intermediate_fails_naming_it_and_rebuilds_once_deleted(smoke_co
     assert proc.returncode != 0
     # whichever reader of the file runs first names it, the dataset and the row in its log
     logs = "".join(p.read_text() for p in (smoke_copy / "results/smoke/logs").rglob("*.log"))
-    assert "attn1/heads.h5: dataset prefix_matching row 0 fails its checksum" in logs
+    assert "attn1/seed0/heads.h5: dataset prefix_matching row 0 fails its checksum" in logs
     heads_file.unlink()
     snakemake(smoke_copy, "--configfile", "configs/smoke.yaml")
     with h5py.File(heads_file, "r") as f:
@@ -192,7 +206,72 @@ def test_manifest_lists_every_hdf5_output_with_its_integrity(smoke_results):
     rows = [line.split("\t") for line in (smoke_results / "manifest.tsv").read_text().splitlines()]
     header, rows = rows[0], rows[1:]
     assert header[:4] == ["file", "stage", "config_hash", "integrity"]
-    assert len(rows) == 3 + 5 * len(MODELS)  # tokens, evalset, pca; per model 5 files
+    assert len(rows) == 3 + 5 * len(MODELS)  # tokens, evalset, pca; per run 5 files
     for row in rows:
         with h5py.File(smoke_results.parents[1] / row[0], "r") as f:
             assert row[1] == f.attrs["stage"] and row[3] == f.attrs["integrity"] and len(row[3]) == 16
+
+
+PER_RUN_RULES = {"train", "losses", "heads", "merge_shards", "phase", "ablation", "figures_model"}
+AGGREGATES = {"claims", "figures_replicates", "manifest", "report_html"}
+
+
+def _jobs(output: str) -> list[tuple[str, str, str, str]]:
+    """(rule, model, seed, replicate) of every job a dry run or a run's log lists."""
+    return sorted(
+        (
+            j["rule"],
+            j["wildcards"].get("model", ""),
+            j["wildcards"].get("seed", ""),
+            j["wildcards"].get("replicate", ""),
+        )
+        for j in planned(output)
+    )
+
+
+def test_adding_a_replicate_runs_only_the_new_runs_and_the_aggregates(smoke_copy):
+    config = smoke_config()
+    for model in ("attn1", "attn2"):
+        config["models"][model]["replicates"] = 2
+    write_config(smoke_copy / "more.yaml", config)
+    existing = {p: p.stat().st_mtime_ns for p in (smoke_copy / "results/smoke/models").rglob("*.h5")}
+    jobs = _jobs(snakemake(smoke_copy, "--configfile", "more.yaml", "--dry-run").stdout)
+    per_run = {(rule, model, seed) for rule, model, seed, _ in jobs if rule in PER_RUN_RULES}
+    # seed 1 of attn1 and attn2, every per-run stage; nothing of seed 0
+    assert {(model, seed) for _, model, seed in per_run} == {("attn1", "1"), ("attn2", "1")}
+    assert {rule for rule, _, _ in per_run} == PER_RUN_RULES
+    # a PCA for the new replicate only; the first replicate's figures stay
+    assert [(r, rep) for r, _, _, rep in jobs if r == "pca"] == [("pca", "1")]
+    assert {rule for rule, *_ in jobs} == PER_RUN_RULES | AGGREGATES | {"pca"}
+
+    snakemake(smoke_copy, "--configfile", "more.yaml")
+    assert {p: p.stat().st_mtime_ns for p in existing} == existing  # seed 0's files untouched
+    document = json.loads((smoke_copy / "results/smoke/claims.json").read_text())
+    assert document["replicates"] == 2
+    second = document["by_replicate"][1]
+    assert second["seeds"] == {"attn1": 1, "attn2": 2 - 1}
+    # replicate 1 has no smeared-key model: C5 is not evaluable there, never a pass
+    assert {c["id"]: c["status"] for c in second["claims"]}["C5"] == "not-evaluable"
+    c1 = {c["id"]: c for c in document["summary"]}["C1"]
+    statuses = [{c["id"]: c["status"] for c in r["claims"]}["C1"] for r in document["by_replicate"]]
+    assert c1["passed"] == statuses.count("pass") and c1["replicates"] == 2
+    assert document["windows"]["attn2"]["replicates"] == 2
+    assert sorted(document["windows"]["attn2"]["status_by_seed"]) == ["0", "1"]
+    with h5py.File(smoke_copy / "results/smoke/models/attn2/seed1/snapshots.h5", "r") as f:
+        assert json.loads(f.attrs["spec"])["seed"] == 1 and "replicates" not in json.loads(f.attrs["spec"])
+    with h5py.File(smoke_copy / "results/smoke/models/attn2/seed1/losses.h5", "r") as f:
+        assert f.attrs["model"] == "attn2" and f.attrs["seed"] == 1
+    # the replicate figures draw each run with its own window
+    runs = [smoke_copy / f"results/smoke/models/{m}/seed{s}" for m in ("attn1", "attn2") for s in (0, 1)]
+    by_model = figures._runs(
+        {"losses": [str(r / "losses.h5") for r in runs], "phase": [str(r / "phase.h5") for r in runs]}
+    )
+    for model in ("attn1", "attn2"):
+        assert [seed for seed, _ in by_model[model]] == [0, 1]
+        for seed, curves in by_model[model]:
+            own = phase.read(smoke_copy / f"results/smoke/models/{model}/seed{seed}/phase.h5")["window"]
+            assert curves.window == own
+
+    # back to one replicate: only the aggregates change, no run reruns
+    jobs = _jobs(snakemake(smoke_copy, "--configfile", "configs/smoke.yaml", "--dry-run").stdout)
+    assert {rule for rule, *_ in jobs} == AGGREGATES

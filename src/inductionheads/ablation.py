@@ -31,16 +31,12 @@ import torch
 from . import device as devices
 from . import h5io, phase
 from .model import Cache, Transformer, layer_norm
+from .schedule import ablated_positions
 from .snapshots import SnapshotReader, shard_positions
 
 STAGE = "ablation"
 METHODS = ("full", "pattern_preserving")
 log = logging.getLogger(__name__)
-
-
-def schedule(n_snapshots: int, every: int) -> np.ndarray:
-    """Snapshot positions to ablate: every `every`-th from the first, and always the last."""
-    return np.unique(np.append(np.arange(0, n_snapshots, every), n_snapshots - 1))
 
 
 def target_columns(early: int, late: int, window: int, random_index: np.ndarray) -> torch.Tensor:
@@ -245,7 +241,7 @@ def run(
     direction = before_after_vector(losses_path, window, len(contexts))
     inductive = induction_heads(heads_path, settings)
     with SnapshotReader(snapshots_path) as snaps:
-        todo = shard_positions(schedule(len(snaps), settings["every"]), shard, str(snapshots_path))
+        todo = shard_positions(ablated_positions(len(snaps), settings["every"]), shard, str(snapshots_path))
         holds_last = todo[-1] == len(snaps) - 1
         L, H, N = snaps.spec["n_layers"], snaps.spec["n_heads"], len(contexts)
         clean_icl = np.zeros(len(todo))
@@ -293,6 +289,7 @@ def run(
             snaps.config_hash,
             evalset_hash=eval_hash,
             model=snaps.spec["name"],
+            seed=snaps.seed,
             settings=json.dumps(settings, sort_keys=True),
             projection_evaluable=direction is not None,
             projection_note=""

@@ -1,8 +1,10 @@
 """The paper's claims C1-C7 (methods.md §8), evaluated from the stored results into claims.json.
 
-Every claim gets a status: `pass`, `fail`, or `not-evaluable` with the reason (the models or results
-it needs are not in the experiment). A claim never passes on missing inputs. Each entry carries the
-numbers behind its verdict and the thresholds it applied, all from the config's `analysis` section.
+Every claim is evaluated in every replicate (the r-th run of every model) and gets a status there:
+`pass`, `fail`, or `not-evaluable` with the reason (the models or results it needs are not in the
+experiment). A claim never passes on missing inputs. Each entry carries the numbers behind its verdict
+and the thresholds it applied, all from the config's `analysis` section. Over replicates, claims.json
+gives each claim's pass count and each model's phase-change window as mean, s.d. and range.
 """
 
 from __future__ import annotations
@@ -25,10 +27,12 @@ STATEMENTS = {
     "C2": "The 1-layer attention-only model has no phase change and far less in-context learning.",
     "C3": "Heads with high prefix-matching scores appear only in layers >= 2 of vanilla models, and rise "
     "inside the window.",
-    "C4": "The multi-layer loss curve leaves the 1-layer curve inside the window (the bump).",
+    "C4": "The multi-layer loss curve leaves the 1-layer curve inside the window (the bump): the gap "
+    "between them opens fastest there.",
     "C5": "Smeared keys give a 1-layer model a phase change and move the 2-layer one earlier.",
     "C6": "Pattern-preserving ablation of the induction heads removes most of the final ICL score.",
-    "C7": "The per-token-loss PCA trajectory turns inside the window.",
+    "C7": "The per-token-loss PCA trajectory of a multi-layer model turns inside the window, moving far "
+    "off its earlier course, far more than the 1-layer model's over the same stretch of training.",
 }
 VANILLA = ("attention-only", "with-mlp")
 
@@ -45,6 +49,13 @@ class Model:
     prefix_matching: np.ndarray  # [snapshot, layer, head]
     pca_scores: np.ndarray  # [snapshot, component]
     ablation: dict[str, Any] | None = field(default=None)
+    seed: int = 0
+    final_level: float | None = None  # the smoothed ICL score at the end of training (phase.smooth)
+
+    @property
+    def final_icl(self) -> float:
+        """The ICL score at the end of training: the smoothed level when known, else the last value."""
+        return float(self.icl[-1]) if self.final_level is None else self.final_level
 
     @property
     def has_phase_change(self) -> bool:
@@ -80,15 +91,17 @@ def _verdict(ok: list[bool]) -> str:
 def _window_numbers(m: Model) -> dict[str, Any]:
     w = m.window
     if w is None:
-        return {"window": None, "final_icl": float(m.icl[-1])}
+        return {"window": None, "final_icl": round(m.final_icl, 4)}
     return {
         "window_steps": [w["start_step"], w["end_step"]],
         "window_tokens": [w["start_tokens"], w["end_tokens"]],
         "icl_formed_in_window": round(w["icl_formed"], 4),
         "icl_formed_in_training": round(w["icl_total"], 4),
         "fraction_in_window": round(w["fraction"], 4),
+        "training_after_window": round(w["after"], 4),
+        "status": w["status"],
         "has_phase_change": w["has_phase_change"],
-        "final_icl": round(float(m.icl[-1]), 4),
+        "final_icl": round(m.final_icl, 4),
     }
 
 
@@ -108,11 +121,11 @@ def c2(models: list[Model], t: dict) -> dict:
     if not one or not multi:
         missing = "1-layer" if not one else "multi-layer"
         return _claim("C2", "not-evaluable", {}, th, f"no {missing} attention-only model in the experiment")
-    # ICL is a negative score: "far less" compares the amounts -ICL at the last snapshot
-    least_multi = min(-float(m.icl[-1]) for m in multi)
+    # ICL is a negative score: "far less" compares the amounts -ICL at the end of training
+    least_multi = min(-m.final_icl for m in multi)
     numbers = {m.name: _window_numbers(m) for m in one + multi}
     numbers["least_multi_layer_icl_amount"] = round(least_multi, 4)
-    ok = [not m.has_phase_change and -float(m.icl[-1]) <= t["far_less_ratio"] * least_multi for m in one]
+    ok = [not m.has_phase_change and -m.final_icl <= t["far_less_ratio"] * least_multi for m in one]
     return _claim("C2", _verdict(ok), numbers, th)
 
 
@@ -146,7 +159,17 @@ def c3(models: list[Model], t: dict) -> dict:
 
 
 def c4(models: list[Model], t: dict) -> dict:
-    th = {"bump_rate_ratio": t["bump_rate_ratio"], "transient_fraction": t["transient_fraction"]}
+    """The bump: before the window the multi-layer and 1-layer loss curves run alike, inside it the gap
+    opens. The gap (1-layer held-out loss, interpolated on tokens seen, minus the model's) is smoothed
+    over `icl_smoothing` snapshots; its fastest growth inside the window must be at least
+    `bump_rate_ratio` times its typical (median) growth before the window, after the early transient
+    where every loss falls fast. (After the window the gap may keep growing as the circuit sharpens:
+    that is not what leaving the curve means.)"""
+    th = {
+        "bump_rate_ratio": t["bump_rate_ratio"],
+        "transient_fraction": t["transient_fraction"],
+        "icl_smoothing": t["icl_smoothing"],
+    }
     refs = [m for m in models if m.family == "attention-only" and m.n_layers == 1]
     multi = [m for m in models if m.family in VANILLA and m.n_layers >= 2 and m.has_phase_change]
     if not refs or not multi:
@@ -156,25 +179,27 @@ def c4(models: list[Model], t: dict) -> dict:
     numbers, ok = {"reference": ref.name}, []
     for m in multi:
         x = m.tokens_seen.astype(np.float64)
-        inside_grid = x <= ref.tokens_seen[-1]
+        covered = x <= ref.tokens_seen[-1]  # where the 1-layer curve exists
         gap = np.interp(x, ref.tokens_seen, ref.heldout_loss) - m.heldout_loss
+        grid, rate = phase.even_slope(phase.smooth(gap[covered], t["icl_smoothing"]), x[covered])
         s, e = m.window["start"], m.window["end"]
-        rate_in = (gap[e] - gap[s]) / (x[e] - x[s]) if x[e] > x[s] else float("nan")
-        # outside the window, after the early transient where every model's loss falls fast
-        first = x[-1] * t["transient_fraction"]
-        steps = [
-            (gap[i + 1] - gap[i], x[i + 1] - x[i])
-            for i in range(len(x) - 1)
-            if x[i] >= first and not (s <= i < e) and inside_grid[i + 1]
-        ]
-        dx = sum(d for _, d in steps)
-        rate_out = sum(g for g, _ in steps) / dx if dx > 0 else 0.0
-        ok.append(bool(rate_in > 0 and rate_in >= t["bump_rate_ratio"] * max(rate_out, 0.0)))
-        numbers[m.name] = {
-            "gap_growth_per_million_tokens_inside": round(1e6 * rate_in, 5),
-            "gap_growth_per_million_tokens_outside": round(1e6 * rate_out, 5),
-            "loss_gap_at_window": [round(float(gap[s]), 4), round(float(gap[e]), 4)],
-        }
+        inside = rate[(grid >= x[s]) & (grid <= x[e])]
+        before = rate[(grid >= x[-1] * t["transient_fraction"]) & (grid < x[s])]
+        entry = {"loss_gap_at_window": [round(float(gap[s]), 4), round(float(gap[e]), 4)]}
+        if len(inside) == 0 or len(before) < 2:
+            entry["note"] = "the 1-layer curve or the time before the window is too short to compare"
+            numbers[m.name] = entry
+            continue
+        peak, typical = float(inside.max()), float(np.median(before))
+        entry.update(
+            peak_gap_growth_per_million_tokens_inside=round(1e6 * peak, 5),
+            typical_gap_growth_per_million_tokens_before=round(1e6 * typical, 5),
+        )
+        numbers[m.name] = entry
+        ok.append(bool(peak > 0 and peak >= t["bump_rate_ratio"] * max(typical, 0.0)))
+    if not ok:
+        reason = "no multi-layer model has a 1-layer curve and time before its window to compare with"
+        return _claim("C4", "not-evaluable", numbers, th, reason)
     return _claim("C4", _verdict(ok), numbers, th)
 
 
@@ -228,21 +253,39 @@ def c6(models: list[Model], t: dict) -> dict:
 
 
 def c7(models: list[Model], t: dict) -> dict:
-    th = {"min_turn_degrees": t["min_turn_degrees"]}
-    changed = [m for m in models if m.has_phase_change]
-    if not changed:
-        return _claim("C7", "not-evaluable", {}, th, "no model has a phase change")
-    numbers, ok = {}, []
-    for m in models:
-        if m.window is None:
+    """In every vanilla multi-layer model with a phase change, the per-token-loss trajectory (all
+    principal components kept) turns inside the window by at least `min_turn_degrees` from its direction
+    over as many snapshots before it, and moves off that earlier course (|inside| sin(turn)) at least
+    `min_turn_ratio` times as far as the 1-layer model of the same replicate does over the same stretch
+    of training. A turn alone is no evidence: where a trajectory barely moves, noise points it anywhere;
+    the 1-layer model, trained alike without a phase change, is the control."""
+    th = {"min_turn_degrees": t["min_turn_degrees"], "min_turn_ratio": t["min_turn_ratio"]}
+    refs = [m for m in models if m.family == "attention-only" and m.n_layers == 1]
+    changed = [m for m in models if m.family in VANILLA and m.n_layers >= 2 and m.has_phase_change]
+    if not refs or not changed:
+        what = "1-layer attention-only model" if not refs else "vanilla multi-layer model with a phase change"
+        return _claim("C7", "not-evaluable", {}, th, f"no {what} in the experiment")
+    ref = refs[0]
+    numbers, ok = {"reference": ref.name}, []
+    for m in changed:
+        points = pca.window_points(m.tokens_seen, m.window["start"], m.window["end"])
+        control = None if points is None else pca.at_tokens(ref.pca_scores, ref.tokens_seen, points)
+        if control is None:
+            numbers[m.name] = {"note": f"too few snapshots before the window, or {ref.name} does not span it"}
             continue
-        angle = pca.turn_degrees(m.pca_scores[:, :2], m.window["start"], m.window["end"])
-        numbers[m.name] = {"turn_degrees": round(angle, 1), "has_phase_change": m.has_phase_change}
-        # NaN: the window starts so early that training has no direction before it to turn from
-        if m.has_phase_change and not np.isnan(angle):
-            ok.append(bool(angle >= t["min_turn_degrees"]))
+        degrees, off_course = pca.turn(*pca.at_tokens(m.pca_scores, m.tokens_seen, points))
+        ref_degrees, ref_off_course = pca.turn(*control)
+        ratio = off_course / ref_off_course if ref_off_course > 0 else float("inf")
+        numbers[m.name] = {
+            "turn_degrees": round(degrees, 1),
+            "off_course_distance": round(off_course, 4),
+            f"{ref.name}_turn_degrees_same_tokens": round(ref_degrees, 1),
+            f"{ref.name}_off_course_distance_same_tokens": round(ref_off_course, 4),
+            "off_course_ratio": round(ratio, 2),
+        }
+        ok.append(bool(degrees >= t["min_turn_degrees"] and ratio >= t["min_turn_ratio"]))
     if not ok:
-        reason = "no phase change has as many snapshots before its window as inside it"
+        reason = f"no window has enough snapshots before it, within {ref.name}'s training, to measure a turn"
         return _claim("C7", "not-evaluable", numbers, th, reason)
     return _claim("C7", _verdict(ok), numbers, th)
 
@@ -251,46 +294,114 @@ CLAIMS = (c1, c2, c3, c4, c5, c6, c7)
 
 
 def evaluate(models: list[Model], thresholds: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every claim on one replicate's models."""
     return [claim(models, thresholds) for claim in CLAIMS]
 
 
 def load_models(
-    specs: list[dict[str, Any]],
+    runs: list[dict[str, Any]],
     losses: list[str],
     heads: list[str],
     phases: list[str],
     ablations: list[str],
-    pca_path: str,
-) -> list[Model]:
-    """One Model per entry of `specs` (name, family, n_layers), from files given in the same order."""
-    projected = pca.read(pca_path)
-    models = []
-    for i, spec in enumerate(specs):
-        name = spec["name"]
+    pcas: list[str],
+) -> dict[int, list[Model]]:
+    """{replicate: [Model, ...]} from `runs` (replicate, seed, name, family, n_layers) and their files in
+    the same order; `pcas` holds one joint-PCA file per replicate, in replicate order."""
+    replicates = sorted({run["replicate"] for run in runs})
+    if len(pcas) != len(replicates):
+        raise ValueError(f"{len(pcas)} PCA files for {len(replicates)} replicates")
+    projected = {r: pca.read(path) for r, path in zip(replicates, pcas, strict=True)}
+    out: dict[int, list[Model]] = {r: [] for r in replicates}
+    for i, run in enumerate(runs):
+        name, seed = run["name"], run["seed"]
         with h5io.open_input(losses[i], "losses") as f:
             icl, tokens = h5io.read(f, "icl_score"), h5io.read(f, "tokens_seen")
             heldout = h5io.read(f, "mean_loss").mean(1)
-            found = str(f.attrs["model"])
+            found = (str(f.attrs["model"]), int(f.attrs["seed"]))
+        if found != (name, seed) or name not in projected[run["replicate"]]:
+            raise ValueError(
+                f"{losses[i]} holds model {found[0]} seed {found[1]}, expected {name} seed {seed} "
+                "(files out of order?)"
+            )
         with h5io.open_input(heads[i], "heads") as f:
             prefix = h5io.read(f, "prefix_matching")
-        if found != name or name not in projected:
-            raise ValueError(f"{losses[i]} holds model '{found}', expected '{name}' (files out of order?)")
-        window = phase.read(phases[i])["window"]
-        models.append(
+        read = phase.read(phases[i])
+        out[run["replicate"]].append(
             Model(
                 name,
-                spec["family"],
-                spec["n_layers"],
-                window,
+                run["family"],
+                run["n_layers"],
+                read["window"],
                 icl,
                 tokens,
                 heldout,
                 prefix,
-                projected[name]["scores"],
+                projected[run["replicate"]][name]["scores"],
                 ablation_summary(ablations[i]),
+                seed=seed,
+                final_level=float(read["icl_lasting"][-1]),
             )
         )
-    return models
+    return out
+
+
+def _spread(values: list[float]) -> dict[str, float] | None:
+    if not values:
+        return None
+    v = np.asarray(values, np.float64)
+    sd = float(v.std(ddof=1)) if len(v) > 1 else 0.0
+    return {"mean": float(v.mean()), "sd": sd, "min": float(v.min()), "max": float(v.max())}
+
+
+def windows_over_replicates(by_replicate: dict[int, list[Model]]) -> dict[str, Any]:
+    """Per model: each replicate's window status, and the start and end of the phase-change windows
+    (steps and tokens) as mean, s.d. and range over the replicates that have one."""
+    runs: dict[str, list[Model]] = {}
+    for models in by_replicate.values():
+        for m in models:
+            runs.setdefault(m.name, []).append(m)
+    out = {}
+    for name, ms in runs.items():
+        changed = [m.window for m in ms if m.has_phase_change]
+        out[name] = {
+            "replicates": len(ms),
+            "phase_change_in": len(changed),
+            "status_by_seed": {str(m.seed): m.window["status"] if m.window else "no window" for m in ms},
+            **{key: _spread([w[key] for w in changed]) for key in WINDOW_KEYS},
+            "fraction_in_window": _spread([w["fraction"] for w in changed]),
+        }
+    return out
+
+
+WINDOW_KEYS = ("start_step", "end_step", "start_tokens", "end_tokens")
+
+
+def summarize(by_replicate: dict[int, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Per claim over replicates: pass / fail / not-evaluable counts and an overall status: pass when
+    it passes in every replicate, not-evaluable when it is evaluable in none, fail otherwise."""
+    out = []
+    for i, cid in enumerate(STATEMENTS):
+        statuses = [claims[i]["status"] for claims in by_replicate.values()]
+        counts = {k: statuses.count(k) for k in ("pass", "fail", "not-evaluable")}
+        if counts["pass"] == len(statuses):
+            status = "pass"
+        elif counts["not-evaluable"] == len(statuses):
+            status = "not-evaluable"
+        else:
+            status = "fail"
+        out.append(
+            {
+                "id": cid,
+                "statement": STATEMENTS[cid],
+                "status": status,
+                "passed": counts["pass"],
+                "failed": counts["fail"],
+                "not_evaluable": counts["not-evaluable"],
+                "replicates": len(statuses),
+            }
+        )
+    return out
 
 
 def ablation_summary(path: str | Path) -> dict[str, Any]:
@@ -317,15 +428,30 @@ def run(
     heads: list[str],
     phases: list[str],
     ablations: list[str],
-    pca_path: str,
+    pcas: list[str],
     out_path: str | Path,
 ) -> None:
-    models = load_models(settings["models"], losses, heads, phases, ablations, pca_path)
-    results = evaluate(models, settings["thresholds"])
-    for c in results:
-        log.info("%s %s %s", c["id"], c["status"], c["reason"])
+    models = load_models(settings["runs"], losses, heads, phases, ablations, pcas)
+    by_replicate = {r: evaluate(ms, settings["thresholds"]) for r, ms in models.items()}
+    summary = summarize(by_replicate)
+    for c in summary:
+        log.info("%s %s: passed in %d of %d replicates", c["id"], c["status"], c["passed"], c["replicates"])
+    document = {
+        "replicates": len(by_replicate),
+        "summary": summary,
+        "windows": _finite(windows_over_replicates(models)),
+        "by_replicate": [
+            {
+                "replicate": r,
+                "seeds": {m.name: m.seed for m in models[r]},
+                "passed": sum(c["status"] == "pass" for c in claims),
+                "claims": claims,
+            }
+            for r, claims in by_replicate.items()
+        ],
+        "thresholds": settings["thresholds"],
+    }
     out = Path(out_path)
     tmp = out.with_name(out.name + ".tmp")
-    document = {"claims": results, "thresholds": settings["thresholds"]}
     tmp.write_text(json.dumps(document, indent=2, allow_nan=False) + "\n")
     tmp.replace(out)

@@ -109,8 +109,8 @@ def main(argv: list[str] | None = None) -> int:
 
     p = stage("claims", "evaluate claims C1-C7 into a JSON file")
     for kind in ("losses", "heads", "phase", "ablation"):
-        p.add_argument(f"--{kind}", nargs="+", required=True, help="one file per model, in config order")
-    p.add_argument("--pca", required=True)
+        p.add_argument(f"--{kind}", nargs="+", required=True, help="one file per run, in settings' order")
+    p.add_argument("--pca", nargs="+", required=True, help="one joint-PCA file per replicate, in order")
     p.add_argument("--out", required=True)
 
     p = stage("figures", "draw figures into a directory as <name>.png")

@@ -15,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from .schedule import ablated_positions, snapshot_steps
+
 
 class ConfigError(ValueError):
     """A config that must not start any job; the message names the key and the rule broken."""
@@ -53,15 +55,49 @@ def validate(config: dict[str, Any], schema_path: str | Path) -> dict[str, Any]:
     return config
 
 
+# Model settings a config may leave out, with the value they then take.
+OPTIONAL_MODEL_SETTINGS = {"replicates": 1, "log_snapshots": 0, "precision": "auto", "position_scale": 1.0}
+
+
 def model_spec(config: dict[str, Any], name: str) -> dict[str, Any]:
     """The effective settings of one model: `model_defaults` overridden by `models.<name>`."""
     if name not in config["models"]:
         raise ConfigError(
             f"no model '{name}' under config key 'models' (have: {', '.join(config['models'])})"
         )
-    spec = {**config["model_defaults"], **(config["models"][name] or {})}
+    spec = {**OPTIONAL_MODEL_SETTINGS, **config["model_defaults"], **(config["models"][name] or {})}
     spec["name"] = name
     return spec
+
+
+def replicate_seeds(spec: dict[str, Any]) -> list[int]:
+    """The seeds of a model's replicates: its `seed`, then the next `replicates` - 1 integers, so that
+    adding replicates leaves the existing ones as they are."""
+    return [spec["seed"] + r for r in range(spec["replicates"])]
+
+
+def run_spec(config: dict[str, Any], name: str, seed: int) -> dict[str, Any]:
+    """The settings of one training run: model `name` at one of its replicate seeds. `replicates` is
+    left out, since how many other runs there are changes nothing in this one."""
+    spec = model_spec(config, name)
+    if seed not in replicate_seeds(spec):
+        raise ConfigError(f"model '{name}' has no replicate with seed {seed} (seeds {replicate_seeds(spec)})")
+    del spec["replicates"]
+    spec["seed"] = seed
+    return spec
+
+
+def runs(config: dict[str, Any]) -> list[tuple[int, str, int]]:
+    """Every training run as (replicate, model, seed), replicate by replicate, models in config order.
+    Replicate r of every model is grouped for the claims: its r-th seed."""
+    out = []
+    specs = [model_spec(config, name) for name in config["models"]]
+    for replicate in range(max(spec["replicates"] for spec in specs)):
+        for spec in specs:
+            seeds = replicate_seeds(spec)
+            if replicate < len(seeds):
+                out.append((replicate, spec["name"], seeds[replicate]))
+    return out
 
 
 def _check_consistency(config: dict[str, Any]) -> None:
@@ -102,9 +138,14 @@ def _check_consistency(config: dict[str, Any]) -> None:
                 f"config key '{where}.n_snapshots' ({spec['n_snapshots']}) exceeds "
                 f"'{where}.steps' ({spec['steps']}): at most one snapshot per step"
             )
+        if "checkpoints" in spec and spec["replicates"] != 1:
+            raise ConfigError(
+                f"config key '{where}.replicates' must be 1 for a model imported from checkpoints: the "
+                "series is one run"
+            )
         if "checkpoints" not in spec:  # an imported series' length is known only when it is read
-            n_snapshots = spec["n_snapshots"] + 1
-            n_ablated = len(set(range(0, n_snapshots, config["ablation"]["every"])) | {n_snapshots - 1})
+            n_snapshots = len(snapshot_steps(spec["steps"], spec["n_snapshots"], spec["log_snapshots"]))
+            n_ablated = len(ablated_positions(n_snapshots, config["ablation"]["every"]))
             if shards > n_ablated:
                 raise ConfigError(
                     f"config key 'shards' ({shards}) exceeds the {n_ablated} snapshots that model {name} "

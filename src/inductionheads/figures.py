@@ -52,11 +52,12 @@ def _shade_window(ax, window: dict | None, label: bool = False) -> None:
         ax.axvspan(*span, fill=False, hatch="//", edgecolor="grey", alpha=0.4, lw=0)
 
 
-def _windows(inputs: Inputs) -> dict[str, dict | None]:
+def _windows(inputs: Inputs) -> dict[tuple[str, int], dict | None]:
+    """Each run's window, by (model, seed)."""
     out = {}
     for path in inputs.get("phase", []):
         read = phase.read(path)
-        out[read["model"]] = read["window"]
+        out[read["model"], read["seed"]] = read["window"]
     return out
 
 
@@ -103,6 +104,7 @@ class Curves:
     ablation: dict[str, Any] | None = None  # see _ablation
     train_loss: np.ndarray | None = None
     tokens_per_step: int = 0
+    seed: int = 0
 
 
 def _curves(inputs: Inputs) -> list[Curves]:
@@ -111,12 +113,12 @@ def _curves(inputs: Inputs) -> list[Curves]:
     out = []
     for i, path in enumerate(inputs["losses"]):
         with h5io.open_input(path, "losses") as f:
-            name = _model_name(f)
+            name, seed = _model_name(f), int(f.attrs["seed"])
             x, y, se, mean = (
                 h5io.read(f, k) for k in ("tokens_seen", "icl_score", "icl_score_se", "mean_loss")
             )
             early, late = int(f.attrs["icl_early"]), int(f.attrs["icl_late"])
-        c = Curves(name, "", 0, x, y, se, mean, early, late, windows.get(name))
+        c = Curves(name, "", 0, x, y, se, mean, early, late, windows.get((name, seed)), seed=seed)
         if inputs.get("heads"):
             with h5io.open_input(inputs["heads"][i], "heads") as f:
                 c.heads = {k: h5io.read(f, k) for k in f if k not in ("steps", "tokens_seen")}
@@ -332,7 +334,7 @@ def pca_trajectories(inputs: Inputs, settings: dict[str, Any]) -> plt.Figure:
     (path,) = inputs["pca"]
     projected = pca.read(path)
     explained = projected.pop(None)["explained"]
-    windows = _windows(inputs)
+    windows = {name: w for (name, _), w in _windows(inputs).items()}  # one replicate: one run per model
     fig, ax = plt.subplots(figsize=(7, 5.5))
     for color, (name, p) in zip(sns.color_palette(n_colors=len(projected)), projected.items(), strict=True):
         xy = p["scores"][:, :2]
@@ -511,9 +513,88 @@ def prefix_matching(inputs: Inputs, settings: dict[str, Any]) -> plt.Figure:
     return fig
 
 
+def _runs(inputs: Inputs) -> dict[str, list[tuple[int, Curves]]]:
+    """Every run's curves grouped by model (in order of appearance): {model: [(seed, curves), ...]}."""
+    by_model: dict[str, list[tuple[int, Curves]]] = {}
+    for c in _curves(inputs):
+        by_model.setdefault(c.name, []).append((c.seed, c))
+    return by_model
+
+
+def _by_replicate(inputs: Inputs, ylabel: str, title: str, values) -> plt.Figure:
+    """One panel per model, one line per replicate (`values(curves)` over tokens seen), each run's
+    window drawn as a bar of its colour under the curves (solid: a phase change; hatched: a window
+    that is not one, labelled with its status)."""
+    by_model = _runs(inputs)
+    n = len(by_model)
+    cols = min(n, 3)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.4 * rows), squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.set_visible(False)
+    for ax, (name, runs) in zip(axes.flat, by_model.items(), strict=False):  # spare panels hidden
+        colours = sns.color_palette("tab10", n_colors=max(len(runs), 1))
+        for k, ((seed, c), colour) in enumerate(zip(runs, colours, strict=True)):
+            ax.plot(c.tokens_seen, values(c), color=colour, lw=1.2, label=f"seed {seed}")
+            w = c.window
+            if w is not None:
+                # one thin bar per replicate below the axis' data, in axes coordinates on y
+                y0 = 0.02 + 0.035 * k
+                ax.axvspan(
+                    w["start_tokens"],
+                    w["end_tokens"],
+                    ymin=y0,
+                    ymax=y0 + 0.025,
+                    color=colour,
+                    alpha=0.9 if w["has_phase_change"] else 0.35,
+                    hatch=None if w["has_phase_change"] else "///",
+                    lw=0,
+                )
+        phase_changes = sum(bool(c.window and c.window["has_phase_change"]) for _, c in runs)
+        ax.set_title(f"{name}: phase change in {phase_changes} of {len(runs)}", fontsize="medium")
+        ax.set_xlabel("tokens seen")
+        ax.set_ylabel(ylabel)
+        ax.legend(fontsize="x-small", ncol=2, loc="upper right")
+    fig.suptitle(title)
+    return fig
+
+
+def icl_by_replicate(inputs: Inputs, settings: dict[str, Any]) -> plt.Figure:
+    """ICL score of every replicate of every model, each run's phase-change window as a bar."""
+    return _by_replicate(
+        inputs,
+        "ICL score (nats)",
+        "ICL score of every replicate (bars: each run's window; solid = phase change, hatched = not one)",
+        lambda c: c.icl,
+    )
+
+
+def top_head(c: Curves) -> tuple[int, int]:
+    """(layer, head) of the head with the highest prefix matching at the last snapshot."""
+    final = c.heads["prefix_matching"][-1]
+    return tuple(int(i) for i in np.unravel_index(np.nanargmax(final), final.shape))
+
+
+def prefix_matching_by_replicate(inputs: Inputs, settings: dict[str, Any]) -> plt.Figure:
+    """Prefix matching of each run's top head (highest at the last snapshot) over training, every
+    replicate of every model, with each run's window as a bar."""
+    fig = _by_replicate(
+        inputs,
+        "top head's prefix matching",
+        "Prefix matching of each run's top head (bars: each run's window; solid = phase change)",
+        lambda c: c.heads["prefix_matching"][(slice(None), *top_head(c))],
+    )
+    for ax in fig.axes:
+        if ax.get_visible():
+            ax.set_ylim(0, 1)
+    return fig
+
+
 FIGURES = {
     f.__name__: f
     for f in (
+        icl_by_replicate,
+        prefix_matching_by_replicate,
         training_loss,
         icl_score,
         loss_heatmap,

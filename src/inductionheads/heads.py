@@ -228,6 +228,7 @@ def run(
             snaps.config_hash,
             evalset_hash=eval_hash,
             model=snaps.spec["name"],
+            seed=snaps.seed,
             shard=h5io.shard_label(*shard),
         ) as f:
             h5io.write(f, "steps", snaps.steps[todo], ("snapshot",), units="optimizer steps")

@@ -224,6 +224,7 @@ def import_series(settings: dict[str, Any], tokens_path: str | Path, out_path: s
         "context_length": cfg["n_ctx"],
         "positions": "stored",
         "checkpoints": source,
+        "seed": settings.get("seed", 0),  # the run's directory name; the series fixed its own seed
     }
     if cfg.get("d_head", cfg["d_model"] // cfg["n_heads"]) * cfg["n_heads"] != cfg["d_model"]:
         raise ValueError(f"{where}: d_head x n_heads must equal d_model")

@@ -62,6 +62,7 @@ def run(
             icl_early=early,
             icl_late=late,
             model=snaps.spec["name"],
+            seed=snaps.seed,
             shard=h5io.shard_label(*shard),
         ) as f:
             h5io.write(f, "steps", snaps.steps[todo], ("snapshot",), units="optimizer steps")

@@ -1,8 +1,10 @@
 """Small transformers of the paper, with per-head weights named as in the Framework / TransformerLens.
 
 Residual stream x_0 = W_E[tokens]; per layer x += Attn(LN(x)) (and x += MLP(LN(x)) in the with-MLP
-family); logits = LN(x) @ W_U + b_U. Positions are Shortformer-style: a fixed sinusoid added to the
-inputs of the query and key projections only, never to the residual stream or the values (methods.md §2).
+family); logits = LN(x) @ W_U + b_U. Positions are Shortformer-style: a fixed sinusoid, times the spec's
+`position_scale`, added to the inputs of the query and key projections only, never to the residual
+stream or the values (methods.md §2). The scale sets how loud position is against the LayerNormed token
+(each of unit RMS per dimension, the sinusoid's entries of RMS 0.71 times the scale).
 
 Families: attention-only; with-mlp (d_mlp = 4 d_model, GELU); smeared-key (attention-only, each head's
 key k_j <- sigmoid(alpha_h) k_j + (1 - sigmoid(alpha_h)) k_{j-1} for j >= 1).
@@ -214,7 +216,7 @@ class Transformer(nn.Module):
         pos = (
             torch.zeros(spec["context_length"], d)
             if stored
-            else sinusoidal_positions(spec["context_length"], d)
+            else spec.get("position_scale", 1.0) * sinusoidal_positions(spec["context_length"], d)
         )
         self.register_buffer("pos", pos, persistent=stored)
 

@@ -37,19 +37,36 @@ def joint_pca(
     return [scores[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)], components, explained
 
 
-def turn_degrees(trajectory: np.ndarray, start: int, end: int) -> float:
-    """Angle in degrees between the trajectory's direction inside a window (start -> end) and its
-    direction over as many snapshots before it (start - (end - start) -> start, at least 2).
-    0: straight on; 180: reversal; NaN when training has fewer snapshots before the window."""
+def turn(before: np.ndarray, start: np.ndarray, end: np.ndarray) -> tuple[float, float]:
+    """(angle in degrees between the directions before -> start and start -> end, distance moved off
+    the earlier course: |start -> end| sin(angle)). 0 degrees: straight on; 180: reversal."""
+    earlier, during = start - before, end - start
+    norms = np.linalg.norm(earlier) * np.linalg.norm(during)
+    if norms == 0:
+        return float("nan"), 0.0
+    angle = np.arccos(np.clip(earlier @ during / norms, -1.0, 1.0))
+    return float(np.degrees(angle)), float(np.linalg.norm(during) * np.sin(angle))
+
+
+def window_points(tokens_seen: np.ndarray, start: int, end: int) -> tuple[float, float, float] | None:
+    """Tokens seen at the three points of a window's turn: as many snapshots before its start as it
+    spans (at least 2), its start and its end; None when training has fewer snapshots before it."""
     span = max(end - start, 2)
     if start - span < 0:
-        return float("nan")
-    before = trajectory[start] - trajectory[start - span]
-    during = trajectory[end] - trajectory[start]
-    norms = np.linalg.norm(before) * np.linalg.norm(during)
-    if norms == 0:
-        return float("nan")
-    return float(np.degrees(np.arccos(np.clip(before @ during / norms, -1.0, 1.0))))
+        return None
+    return float(tokens_seen[start - span]), float(tokens_seen[start]), float(tokens_seen[end])
+
+
+def at_tokens(trajectory: np.ndarray, tokens_seen: np.ndarray, points) -> list[np.ndarray] | None:
+    """The trajectory, linearly interpolated at each token count of `points`; None when one lies
+    outside its training."""
+    tokens_seen = np.asarray(tokens_seen, np.float64)
+    if min(points) < tokens_seen[0] or max(points) > tokens_seen[-1]:
+        return None
+    return [
+        np.array([np.interp(p, tokens_seen, trajectory[:, k]) for k in range(trajectory.shape[1])])
+        for p in points
+    ]
 
 
 def read(path: str | Path) -> dict[str, dict[str, np.ndarray]]:

@@ -46,22 +46,90 @@ def _table(header: list[str], rows: list[list[str]], row_classes: list[str] | No
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
+def _numbers(numbers: dict[str, Any]) -> str:
+    """A claim's numbers, one line per model (or quantity): its values as key = value."""
+    lines = []
+    for key, value in numbers.items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{k} = {json.dumps(v)}" for k, v in value.items())
+        else:
+            value = json.dumps(value)
+        lines.append(f"<b>{_e(key)}</b>: {_e(value)}")
+    return "<br>".join(lines)
+
+
+def _spread(spread: dict[str, float] | None, unit: str) -> str:
+    if spread is None:
+        return "—"
+    return (
+        f"{spread['mean']:,.0f} ± {spread['sd']:,.0f} {unit} "
+        f"(range {spread['min']:,.0f}–{spread['max']:,.0f})"
+    )
+
+
 def _claims(path: str | Path) -> str:
-    claims = json.loads(Path(path).read_text())["claims"]
-    rows, classes = [], []
-    for c in claims:
-        numbers = "<br>".join(f"<b>{_e(k)}</b>: {_e(json.dumps(v))}" for k, v in c["numbers"].items())
-        rows.append(
+    document = json.loads(Path(path).read_text())
+    summary, n = document["summary"], document["replicates"]
+    passing = sum(c["status"] == "pass" for c in summary)
+    verdict = (
+        f"<p><b>{passing} of {len(summary)} claims pass in every one of the {n} replicate"
+        f"{'s' if n > 1 else ''}.</b> A replicate is one training run of every model (seeds in the table "
+        "below); a claim passes overall only when it passes in each.</p>"
+    )
+    rows = [
+        [
+            _e(c["id"]),
+            _e(c["statement"]),
+            f"<b>{_e(c['status'])}</b>",
+            _e(f"{c['passed']} of {c['replicates']}")
+            + (f" ({c['not_evaluable']} not evaluable)" if c["not_evaluable"] else ""),
+        ]
+        for c in summary
+    ]
+    parts = [
+        verdict,
+        _table(["claim", "statement", "status", "passed in"], rows, [c["status"] for c in summary]),
+        "<h3>Phase-change windows over replicates</h3>",
+    ]
+    rows = [
+        [
+            _e(name),
+            _e(f"{w['phase_change_in']} of {w['replicates']}"),
+            _e(_spread(w["start_step"], "steps")),
+            _e(_spread(w["end_step"], "steps")),
+            _e(_spread(w["start_tokens"], "tokens")),
+            _e(_spread(w["end_tokens"], "tokens")),
+            _e(", ".join(f"seed {k}: {v}" for k, v in w["status_by_seed"].items())),
+        ]
+        for name, w in document["windows"].items()
+    ]
+    parts.append(
+        _table(
+            ["model", "phase change in", "start", "end", "start (tokens)", "end (tokens)", "window by seed"],
+            rows,
+        )
+    )
+    for replicate in document["by_replicate"]:
+        seeds = ", ".join(f"{k} seed {v}" for k, v in replicate["seeds"].items())
+        parts.append(
+            f"<h3>Replicate {replicate['replicate']}: {replicate['passed']} of "
+            f"{len(replicate['claims'])} pass</h3><p>{_e(seeds)}</p>"
+        )
+        rows = [
             [
                 _e(c["id"]),
-                _e(c["statement"]),
                 f"<b>{_e(c['status'])}</b>" + (f"<br>{_e(c['reason'])}" if c["reason"] else ""),
-                numbers,
+                _numbers(c["numbers"]),
                 _e(", ".join(f"{k} = {v}" for k, v in c["thresholds"].items())),
             ]
+            for c in replicate["claims"]
+        ]
+        parts.append(
+            _table(
+                ["claim", "status", "numbers", "thresholds"], rows, [c["status"] for c in replicate["claims"]]
+            )
         )
-        classes.append(c["status"])
-    return _table(["claim", "statement", "status", "numbers", "thresholds"], rows, classes)
+    return "".join(parts)
 
 
 def _figure(path: str | Path, captions: Path | None) -> str:
@@ -69,7 +137,9 @@ def _figure(path: str | Path, captions: Path | None) -> str:
     data = base64.b64encode(path.read_bytes()).decode()
     caption_file = captions / f"{path.stem}.rst" if captions else None
     caption = caption_file.read_text().replace("``", "") if caption_file and caption_file.is_file() else ""
-    title = f"{path.parent.name}: {path.stem.replace('_', ' ')}"
+    # figures/<model>/seed<n>/<name>.png or figures/<group>/<name>.png
+    where = " ".join(path.parts[-3:-1]) if path.parent.name.startswith("seed") else path.parent.name
+    title = f"{where}: {path.stem.replace('_', ' ')}"
     return (
         f'<figure><img alt="{_e(title)}" src="data:image/png;base64,{data}">'
         f"<figcaption><b>{_e(title)}.</b> {_e(caption)}</figcaption></figure>"
@@ -81,7 +151,7 @@ def _heads(paths: list[str], thresholds: dict[str, float]) -> str:
     for path in paths:
         with h5io.open_input(path, "heads") as f:
             scores = {k: h5io.read(f, k)[-1] for k in HEAD_SCORES}
-            step, model = int(h5io.read(f, "steps")[-1]), str(f.attrs["model"])
+            step, model = int(h5io.read(f, "steps")[-1]), f"{f.attrs['model']} seed {f.attrs['seed']}"
         rows, classes = [], []
         for layer, head in np.ndindex(scores["prefix_matching"].shape):
             s = {k: scores[k][layer, head] for k in HEAD_SCORES}
@@ -143,6 +213,9 @@ def build(
         "<h2>Claims</h2>",
         _claims(claims_path),
         "<h2>Figures</h2>",
+        "<p>The all-model figures and the per-model figures show the first replicate; the replicate "
+        "figures show every run. The per-model figures of the other replicates are under "
+        "<code>figures/&lt;model&gt;/seed&lt;n&gt;/</code>.</p>",
         *(_figure(p, captions) for p in figures),
         "<h2>Every head at the last snapshot</h2>",
         "<p>Bold rows are induction heads (prefix matching and copying above the thresholds of "

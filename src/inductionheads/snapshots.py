@@ -21,11 +21,6 @@ from .model import Transformer
 STAGE = "train"
 
 
-def snapshot_steps(steps: int, n_snapshots: int) -> np.ndarray:
-    """Step 0 plus `n_snapshots` steps at linear intervals, ending at `steps`."""
-    return np.unique(np.round(np.linspace(0, steps, n_snapshots + 1)).astype(np.int64))
-
-
 def shard_positions(positions: np.ndarray, shard: tuple[int, int], what: str) -> np.ndarray:
     """Shard `shard` = (index, count) of `positions`: contiguous near-equal ranges, in order, so that
     merging the shards' rows in shard order restores the unsharded file."""
@@ -86,6 +81,7 @@ class SnapshotReader:
         self.spec = h5io.read_json_attr(self._f, "spec")
         self.vocab_size = int(self._f.attrs["vocab_size"])
         self.config_hash = str(self._f.attrs["config_hash"])
+        self.seed = int(self.spec.get("seed", 0))  # which replicate of the model this run is
         self.steps = h5io.read(self._f, "steps")
         self.tokens_seen = h5io.read(self._f, "tokens_seen")
 

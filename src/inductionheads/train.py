@@ -21,7 +21,7 @@ from . import device as devices
 from . import h5io, snapshots
 from .config import digest
 from .model import Transformer, per_token_losses
-from .snapshots import snapshot_steps
+from .schedule import snapshot_steps
 
 log = logging.getLogger(__name__)
 
@@ -84,13 +84,20 @@ def make_optimizer(model: Transformer, spec: dict[str, Any]) -> torch.optim.Adam
 
 
 def train_step(
-    model: Transformer, forward, opt: torch.optim.Optimizer, batch: torch.Tensor, lr: float, grad_clip: float
+    model: Transformer,
+    forward,
+    opt: torch.optim.Optimizer,
+    batch: torch.Tensor,
+    lr: float,
+    grad_clip: float,
+    precision: str = "float32",
 ) -> torch.Tensor:
-    """One optimizer step on `batch` [B, T]; `forward` is the model or its compiled form. Returns the
-    mean training loss; a non-finite loss is returned before any update, leaving the model as it was."""
+    """One optimizer step on `batch` [B, T]; `forward` is the model or its compiled form, `precision`
+    float32 or bfloat16 (autocast). Returns the mean training loss; a non-finite loss is returned before
+    any update, leaving the model as it was."""
     for group in opt.param_groups:
         group["lr"] = lr
-    with devices.autocast(batch.device):
+    with devices.autocast(batch.device, precision):
         loss = per_token_losses(forward(batch), batch).mean()
     if not torch.isfinite(loss):
         return loss.detach()
@@ -165,13 +172,14 @@ def train(
 ) -> None:
     """Train one model and write its snapshot file (weights at every snapshot step, loss curve).
 
-    `device`: auto (CUDA when present), cpu or cuda; on CUDA under bfloat16 autocast and compiled.
+    `device`: auto (CUDA when present), cpu or cuda; compiled on CUDA. The arithmetic is the spec's
+    `precision` (auto: bfloat16 autocast on CUDA, float32 on CPU), recorded in the snapshot file.
     Resumes from `<out_path>.resume/` when an earlier run of the same settings was interrupted; the
     result is bit-identical to an uninterrupted run on CPU (the data order depends only on the seed).
     """
     torch.set_num_threads(threads)
     device = devices.pick(device)
-    precision = devices.training_precision(device)
+    precision = devices.training_precision(device, spec.get("precision", "auto"))
     out_path = Path(out_path)
     with h5io.open_input(tokens_path, "corpus") as f:
         stream = h5io.read(f, "train")  # stored uint16/int32: int64 only per batch (paper scale: GBs)
@@ -184,7 +192,7 @@ def train(
     T, B, n_steps = spec["context_length"], spec["batch_size"], spec["steps"]
     starts = batch_starts(len(stream), T, B, n_steps, spec["seed"])
     offsets = np.arange(T)
-    snap_steps = snapshot_steps(n_steps, spec["n_snapshots"])
+    snap_steps = snapshot_steps(n_steps, spec["n_snapshots"], spec.get("log_snapshots", 0))
     losses = np.zeros(n_steps, dtype=np.float32)
 
     run = {"spec": spec, "tokens": tokens_fingerprint, "device": device.type, "precision": precision}
@@ -214,7 +222,7 @@ def train(
     model.train()
     for step in range(first_step, n_steps):
         batch = torch.from_numpy(stream[starts[step, :, None] + offsets].astype(np.int64)).to(device)
-        loss = train_step(model, forward, opt, batch, lr_at(step, spec), spec["grad_clip"])
+        loss = train_step(model, forward, opt, batch, lr_at(step, spec), spec["grad_clip"], precision)
         if not torch.isfinite(loss):
             kept = snap_steps[next_snap - 1]
             raise FloatingPointError(

@@ -12,9 +12,9 @@ rule ablation:
     output:
         shard_file("ablation"),
     log:
-        f"{RESULTS}/logs/ablation/{{model}}_{{shard}}.log",
+        f"{RESULTS}/logs/ablation/{{model}}/seed{{seed}}_{{shard}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/ablation/{{model}}_{{shard}}.tsv"
+        f"{RESULTS}/benchmarks/ablation/{{model}}/seed{{seed}}_{{shard}}.tsv"
     conda:
         "../../envs/torch.yaml"
     threads: config["ablation"]["threads"]

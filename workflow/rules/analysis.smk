@@ -6,11 +6,11 @@ rule phase:
     input:
         losses=model_file("losses"),
     output:
-        f"{RESULTS}/models/{{model}}/phase.h5",
+        model_file("phase"),
     log:
-        f"{RESULTS}/logs/phase/{{model}}.log",
+        f"{RESULTS}/logs/phase/{{model}}/seed{{seed}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/phase/{{model}}.tsv"
+        f"{RESULTS}/benchmarks/phase/{{model}}/seed{{seed}}.tsv"
     conda:
         "../../envs/analysis.yaml"
     threads: 1
@@ -24,15 +24,16 @@ rule phase:
         " --losses {input.losses} --out {output} --log {log}"
 
 
+# one joint PCA per replicate: adding a replicate leaves the others' untouched
 rule pca:
     input:
-        losses=model_files("losses"),
+        losses=replicate_files("losses"),
     output:
-        f"{RESULTS}/pca.h5",
+        pca_file("{replicate}"),
     log:
-        f"{RESULTS}/logs/pca.log",
+        f"{RESULTS}/logs/pca/replicate{{replicate}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/pca.tsv"
+        f"{RESULTS}/benchmarks/pca/replicate{{replicate}}.tsv"
     conda:
         "../../envs/analysis.yaml"
     threads: 1
@@ -48,11 +49,11 @@ rule pca:
 
 rule claims:
     input:
-        losses=model_files("losses"),
-        heads=model_files("heads"),
-        phase=model_files("phase"),
-        ablation=model_files("ablation"),
-        pca=rules.pca.output[0],
+        losses=run_files("losses"),
+        heads=run_files("heads"),
+        phase=run_files("phase"),
+        ablation=run_files("ablation"),
+        pca=[pca_file(r) for r in REPLICATES],
     output:
         report(
             f"{RESULTS}/claims.json",

@@ -4,7 +4,14 @@ from pathlib import Path
 
 from snakemake.utils import min_version
 
-from inductionheads.config import ConfigError, code_digest, digest, model_spec, validate
+from inductionheads.config import (
+    ConfigError,
+    code_digest,
+    model_spec,
+    run_spec,
+    runs,
+    validate,
+)
 
 min_version("9.0")
 
@@ -29,6 +36,10 @@ MODELS = list(config["models"])
 # models imported from a checkpoint series instead of trained (rule import_checkpoints)
 IMPORTED = [m for m in MODELS if "checkpoints" in (config["models"][m] or {})]
 TRAINED = [m for m in MODELS if m not in IMPORTED]
+# Every training run as (replicate, model, seed): each model `replicates` times, seeds seed, seed + 1,
+# ...; replicate r groups the r-th run of every model for the claims and the PCA.
+RUNS = runs(config)
+REPLICATES = sorted({replicate for replicate, _, _ in RUNS})
 
 
 def one_of(names):
@@ -65,12 +76,20 @@ RESOURCES = {
 }
 
 
+# One run's directory: results/<experiment>/models/<model>/seed<seed>/
+RUN = f"{RESULTS}/models/{{model}}/seed{{seed}}"
+
+
+def run_dir(model, seed):
+    return f"{RESULTS}/models/{model}/seed{seed}"
+
+
 def model_file(kind):
-    return f"{RESULTS}/models/{{model}}/{kind}.h5"
+    return f"{RUN}/{kind}.h5"
 
 
 def shard_file(kind):
-    return f"{RESULTS}/models/{{model}}/shards/{kind}_{{shard}}.h5"
+    return f"{RUN}/shards/{kind}_{{shard}}.h5"
 
 
 def shard_arg(wildcards):
@@ -80,9 +99,27 @@ def shard_arg(wildcards):
 
 def all_shards(wildcards):
     return expand(
-        f"{RESULTS}/models/{wildcards.model}/shards/{wildcards.kind}_{{shard}}.h5",
+        f"{run_dir(wildcards.model, wildcards.seed)}/shards/{wildcards.kind}_{{shard}}.h5",
         shard=SHARD_LABELS,
     )
+
+
+def run_files(kind, replicate=None):
+    """`kind`.h5 of every run (or of one replicate's runs), in the order of RUNS."""
+    return [
+        f"{run_dir(model, seed)}/{kind}.h5"
+        for r, model, seed in RUNS
+        if replicate is None or r == replicate
+    ]
+
+
+def replicate_files(kind):
+    """Input function: `kind`.h5 of the runs of the job's replicate."""
+    return lambda wildcards: run_files(kind, int(wildcards.replicate))
+
+
+def pca_file(replicate):
+    return f"{RESULTS}/pca/replicate{replicate}.h5"
 
 
 def settings(obj):
@@ -92,7 +129,7 @@ def settings(obj):
 
 
 def train_settings(wildcards):
-    spec = model_spec(config, wildcards.model)
+    spec = run_spec(config, wildcards.model, int(wildcards.seed))
     spec.pop("threads")  # a resource, not science: changing it reruns nothing
     return settings(spec)
 
@@ -109,8 +146,10 @@ def train_priority(wildcards):
 
 
 def import_settings(wildcards):
-    spec = model_spec(config, wildcards.model)
-    return settings({k: spec[k] for k in ("name", "family", "n_layers", "checkpoints")})
+    spec = run_spec(config, wildcards.model, int(wildcards.seed))
+    return settings(
+        {k: spec[k] for k in ("name", "family", "n_layers", "checkpoints", "seed")}
+    )
 
 
 def model_threads(wildcards):
@@ -149,6 +188,7 @@ PHASE_KEYS = (
     "min_icl_drop",
     "window_fraction",
     "max_window_span",
+    "plateau_fraction",
 )
 PHASE_SETTINGS = {k: config["analysis"][k] for k in PHASE_KEYS}
 # the induction-head thresholds pick the heads ablated together for claim C6
@@ -159,21 +199,26 @@ ABLATION_SETTINGS = {
         for k in ("induction_prefix_matching", "induction_copying")
     },
 }
-# claims read each model's family and depth, and every threshold (the phase ones apply upstream)
+# claims read each run's model, family, depth and replicate, and every threshold (the phase ones
+# apply upstream)
 CLAIMS_SETTINGS = {
-    # a list, in config order like the file lists (settings() sorts mapping keys)
-    "models": [
-        {k: model_spec(config, name)[k] for k in ("name", "family", "n_layers")}
-        for name in MODELS
+    # a list in the order of RUNS, like the file lists (settings() sorts mapping keys)
+    "runs": [
+        {
+            "replicate": replicate,
+            "seed": seed,
+            **{k: model_spec(config, name)[k] for k in ("name", "family", "n_layers")},
+        }
+        for replicate, name, seed in RUNS
     ],
     "thresholds": {
         k: v
         for k, v in config["analysis"].items()
         if k
         not in (
-            "icl_smoothing",
             "window_slope_fraction",
             "max_window_span",
+            "plateau_fraction",
             "n_components",
         )
     },
@@ -183,15 +228,19 @@ CLAIMS_SETTINGS = {
 CODE = {
     "corpus": code_digest("corpus", "h5io"),
     "evalset": code_digest("evalset", "h5io"),
-    "train": code_digest("train", "device", "model", "snapshots", "h5io"),
-    "import": code_digest("interop", "train", "device", "model", "snapshots", "h5io"),
+    "train": code_digest(
+        "train", "config", "schedule", "device", "model", "snapshots", "h5io"
+    ),
+    "import": code_digest(
+        "interop", "train", "config", "schedule", "device", "model", "snapshots", "h5io"
+    ),
     "losses": code_digest("losses", "icl", "device", "model", "snapshots", "h5io"),
     "heads": code_digest("heads", "device", "model", "snapshots", "h5io"),
     "merge": code_digest("h5io"),
     "phase": code_digest("phase", "h5io"),
     "pca": code_digest("pca", "h5io"),
     "ablation": code_digest(
-        "ablation", "device", "phase", "model", "snapshots", "h5io"
+        "ablation", "schedule", "device", "phase", "model", "snapshots", "h5io"
     ),
     "claims": code_digest("claims", "pca", "phase", "h5io"),
     "figures": code_digest("figures", "icl", "pca", "phase", "h5io"),
@@ -215,6 +264,7 @@ ALL_MODEL_FIGURES = [
     "copying_vs_prefix_matching",
     "pca_trajectories",
 ]
+REPLICATE_FIGURES = ["icl_by_replicate", "prefix_matching_by_replicate"]
 # figures draw with the figure settings and the head-class thresholds (copying vs prefix matching)
 FIGURE_SETTINGS = {
     **config["figures"],
@@ -223,10 +273,6 @@ FIGURE_SETTINGS = {
         for k in ("induction_prefix_matching", "induction_copying", "previous_token")
     },
 }
-
-
-def model_files(kind):
-    return expand(f"{RESULTS}/models/{{model}}/{kind}.h5", model=MODELS)
 
 
 def figure_output(name, subcategory):
@@ -238,22 +284,45 @@ def figure_output(name, subcategory):
     )
 
 
-def all_figures():
-    out = [f"{RESULTS}/figures/all_models/{name}.png" for name in ALL_MODEL_FIGURES]
-    for model in MODELS:
-        out += [f"{RESULTS}/figures/{model}/{name}.png" for name in PER_MODEL_FIGURES]
-    return out
+# the all-model figures and the report's per-model figures show the first replicate; the replicate
+# figures show every run
+FIRST = REPLICATES[0]
 
 
-def all_outputs():
+def run_figures(replicate=None):
     return [
-        f"{RESULTS}/manifest.tsv",
-        f"{RESULTS}/claims.json",
-        f"{RESULTS}/report.html",
-        *all_figures(),
+        f"{RESULTS}/figures/{model}/seed{seed}/{name}.png"
+        for r, model, seed in RUNS
+        if replicate is None or r == replicate
+        for name in PER_MODEL_FIGURES
     ]
 
 
+def report_figures():
+    """The figures report.html shows: all-model ones, the replicate spread, and the per-model ones of
+    the first replicate."""
+    return [
+        *[f"{RESULTS}/figures/all_models/{name}.png" for name in ALL_MODEL_FIGURES],
+        *[f"{RESULTS}/figures/replicates/{name}.png" for name in REPLICATE_FIGURES],
+        *run_figures(FIRST),
+    ]
+
+
+def all_outputs():
+    targets = [
+        f"{RESULTS}/manifest.tsv",
+        f"{RESULTS}/claims.json",
+        f"{RESULTS}/report.html",
+        *report_figures(),
+        *run_figures(),
+    ]
+    return list(
+        dict.fromkeys(targets)
+    )  # the first replicate's figures are listed twice
+
+
 wildcard_constraints:
-    model="|".join(MODELS),
+    model=one_of(MODELS),
+    seed=r"\d+",
+    replicate=r"\d+",
     shard=r"\d+of\d+",

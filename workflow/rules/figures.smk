@@ -2,14 +2,15 @@
 # draws its figures in one process (matplotlib and torch imports dominate a small run).
 
 
+# the paper's all-model figures, from the first replicate's runs
 rule figures_all_models:
     input:
-        snapshots=model_files("snapshots"),
-        losses=model_files("losses"),
-        heads=model_files("heads"),
-        phase=model_files("phase"),
-        ablation=model_files("ablation"),
-        pca=rules.pca.output[0],
+        snapshots=run_files("snapshots", FIRST),
+        losses=run_files("losses", FIRST),
+        heads=run_files("heads", FIRST),
+        phase=run_files("phase", FIRST),
+        ablation=run_files("ablation", FIRST),
+        pca=pca_file(FIRST),
     output:
         **{name: figure_output(name, "all_models") for name in ALL_MODEL_FIGURES},
     log:
@@ -33,6 +34,34 @@ rule figures_all_models:
         " --out-dir {params.out_dir} --log {log}"
 
 
+# the spread over replicates: every run of every model, each with its window
+rule figures_replicates:
+    input:
+        losses=run_files("losses"),
+        heads=run_files("heads"),
+        phase=run_files("phase"),
+    output:
+        **{name: figure_output(name, "replicates") for name in REPLICATE_FIGURES},
+    log:
+        f"{RESULTS}/logs/figures/replicates.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/figures/replicates.tsv"
+    conda:
+        "../../envs/figures.yaml"
+    threads: 1
+    resources:
+        **RESOURCES["other"],
+    params:
+        settings=settings(FIGURE_SETTINGS),
+        code=CODE["figures"],
+        out_dir=lambda wildcards, output: Path(output[0]).parent,
+        names=" ".join(REPLICATE_FIGURES),
+    shell:
+        "python -m inductionheads figures {params.names} --settings {params.settings:q}"
+        " --losses {input.losses} --heads {input.heads} --phase {input.phase}"
+        " --out-dir {params.out_dir} --log {log}"
+
+
 rule figures_model:
     input:
         losses=model_file("losses"),
@@ -40,11 +69,14 @@ rule figures_model:
         phase=model_file("phase"),
         ablation=model_file("ablation"),
     output:
-        **{name: figure_output(name, "{model}") for name in PER_MODEL_FIGURES},
+        **{
+            name: figure_output(name, "{model}/seed{seed}")
+            for name in PER_MODEL_FIGURES
+        },
     log:
-        f"{RESULTS}/logs/figures/{{model}}.log",
+        f"{RESULTS}/logs/figures/{{model}}/seed{{seed}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/figures/{{model}}.tsv"
+        f"{RESULTS}/benchmarks/figures/{{model}}/seed{{seed}}.tsv"
     conda:
         "../../envs/figures.yaml"
     threads: 1

@@ -9,9 +9,9 @@ rule losses:
     output:
         shard_file("losses"),
     log:
-        f"{RESULTS}/logs/losses/{{model}}_{{shard}}.log",
+        f"{RESULTS}/logs/losses/{{model}}/seed{{seed}}_{{shard}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/losses/{{model}}_{{shard}}.tsv"
+        f"{RESULTS}/benchmarks/losses/{{model}}/seed{{seed}}_{{shard}}.tsv"
     conda:
         "../../envs/torch.yaml"
     threads: config["evaluation"]["threads"]
@@ -34,9 +34,9 @@ rule heads:
     output:
         shard_file("heads"),
     log:
-        f"{RESULTS}/logs/heads/{{model}}_{{shard}}.log",
+        f"{RESULTS}/logs/heads/{{model}}/seed{{seed}}_{{shard}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/heads/{{model}}_{{shard}}.tsv"
+        f"{RESULTS}/benchmarks/heads/{{model}}/seed{{seed}}_{{shard}}.tsv"
     conda:
         "../../envs/torch.yaml"
     threads: config["evaluation"]["threads"]
@@ -60,9 +60,9 @@ rule merge_shards:
     output:
         model_file("{kind}"),
     log:
-        f"{RESULTS}/logs/merge/{{kind}}/{{model}}.log",
+        f"{RESULTS}/logs/merge/{{kind}}/{{model}}/seed{{seed}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/merge/{{kind}}/{{model}}.tsv"
+        f"{RESULTS}/benchmarks/merge/{{kind}}/{{model}}/seed{{seed}}.tsv"
     wildcard_constraints:
         kind=one_of(SHARDED),
     conda:

@@ -6,12 +6,12 @@ rule manifest:
     input:
         rules.corpus.output.tokens,
         rules.evalset.output[0],
-        model_files("snapshots"),
-        model_files("losses"),
-        model_files("heads"),
-        model_files("phase"),
-        model_files("ablation"),
-        rules.pca.output[0],
+        run_files("snapshots"),
+        run_files("losses"),
+        run_files("heads"),
+        run_files("phase"),
+        run_files("ablation"),
+        [pca_file(r) for r in REPLICATES],
     output:
         report(
             f"{RESULTS}/manifest.tsv",
@@ -36,8 +36,8 @@ rule manifest:
 rule report_html:
     input:
         claims=rules.claims.output[0],
-        figures=all_figures(),
-        heads=model_files("heads"),
+        figures=report_figures(),
+        heads=run_files("heads", FIRST),
         manifest=rules.manifest.output[0],
     output:
         f"{RESULTS}/report.html",

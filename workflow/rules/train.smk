@@ -2,11 +2,11 @@ rule train:
     input:
         tokens=rules.corpus.output.tokens,
     output:
-        snapshots=f"{RESULTS}/models/{{model}}/snapshots.h5",
+        snapshots=model_file("snapshots"),
     log:
-        f"{RESULTS}/logs/train/{{model}}.log",
+        f"{RESULTS}/logs/train/{{model}}/seed{{seed}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/train/{{model}}.tsv"
+        f"{RESULTS}/benchmarks/train/{{model}}/seed{{seed}}.tsv"
     wildcard_constraints:
         model=one_of(TRAINED),
     priority: train_priority
@@ -27,11 +27,11 @@ rule import_checkpoints:
     input:
         tokens=rules.corpus.output.tokens,
     output:
-        snapshots=f"{RESULTS}/models/{{model}}/snapshots.h5",
+        snapshots=model_file("snapshots"),
     log:
-        f"{RESULTS}/logs/import/{{model}}.log",
+        f"{RESULTS}/logs/import/{{model}}/seed{{seed}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/import/{{model}}.tsv"
+        f"{RESULTS}/benchmarks/import/{{model}}/seed{{seed}}.tsv"
     wildcard_constraints:
         model=one_of(IMPORTED),
     conda:
