@@ -271,6 +271,20 @@ def test_adding_a_replicate_runs_only_the_new_runs_and_the_aggregates(smoke_copy
         for seed, curves in by_model[model]:
             own = phase.read(smoke_copy / f"results/smoke/models/{model}/seed{seed}/phase.h5")["window"]
             assert curves.window == own
+    # ... as bars in a band below every curve, spanning the window's tokens
+    inputs = {k: [str(r / f"{k}.h5") for r in runs] for k in ("losses", "heads", "phase")}
+    fig = figures.icl_by_replicate(inputs, {})
+    for ax, model in zip(fig.axes, ("attn1", "attn2"), strict=False):
+        lowest = min(float(np.nanmin(line.get_ydata())) for line in ax.get_lines())
+        bars = [patch for patch in ax.patches if patch.get_width() > 0]
+        windows = [curves.window for _, curves in by_model[model] if curves.window is not None]
+        assert len(bars) == len(windows)
+        for bar, window in zip(bars, windows, strict=True):
+            # the bar's top edge, from axes into data coordinates
+            top = ax.transLimits.inverted().transform((0, bar.get_y() + bar.get_height()))[1]
+            assert top < lowest
+            span = (bar.get_x(), bar.get_x() + bar.get_width())
+            assert span == (window["start_tokens"], window["end_tokens"])
 
     # back to one replicate: only the aggregates change, no run reruns
     jobs = _jobs(snakemake(smoke_copy, "--configfile", "configs/smoke.yaml", "--dry-run").stdout)

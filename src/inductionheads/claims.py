@@ -158,6 +158,17 @@ def c3(models: list[Model], t: dict) -> dict:
     return _claim("C3", _verdict(ok), numbers, th)
 
 
+def _against_one_layer(models: list[Model]) -> tuple[Model | None, list[Model], str]:
+    """(the 1-layer attention-only control, the vanilla multi-layer models with a phase change, why the
+    comparison cannot be made or ""): C4 and C7 compare each such model with the control."""
+    refs = [m for m in models if m.family == "attention-only" and m.n_layers == 1]
+    changed = [m for m in models if m.family in VANILLA and m.n_layers >= 2 and m.has_phase_change]
+    if not refs or not changed:
+        what = "1-layer attention-only model" if not refs else "vanilla multi-layer model with a phase change"
+        return None, changed, f"no {what} in the experiment"
+    return refs[0], changed, ""
+
+
 def c4(models: list[Model], t: dict) -> dict:
     """The bump: before the window the multi-layer and 1-layer loss curves run alike, inside it the gap
     opens. The gap (1-layer held-out loss, interpolated on tokens seen, minus the model's) is smoothed
@@ -170,12 +181,9 @@ def c4(models: list[Model], t: dict) -> dict:
         "transient_fraction": t["transient_fraction"],
         "icl_smoothing": t["icl_smoothing"],
     }
-    refs = [m for m in models if m.family == "attention-only" and m.n_layers == 1]
-    multi = [m for m in models if m.family in VANILLA and m.n_layers >= 2 and m.has_phase_change]
-    if not refs or not multi:
-        what = "1-layer attention-only model" if not refs else "vanilla multi-layer model with a phase change"
-        return _claim("C4", "not-evaluable", {}, th, f"no {what} in the experiment")
-    ref = refs[0]
+    ref, multi, missing = _against_one_layer(models)
+    if missing:
+        return _claim("C4", "not-evaluable", {}, th, missing)
     numbers, ok = {"reference": ref.name}, []
     for m in multi:
         x = m.tokens_seen.astype(np.float64)
@@ -260,12 +268,9 @@ def c7(models: list[Model], t: dict) -> dict:
     of training. A turn alone is no evidence: where a trajectory barely moves, noise points it anywhere;
     the 1-layer model, trained alike without a phase change, is the control."""
     th = {"min_turn_degrees": t["min_turn_degrees"], "min_turn_ratio": t["min_turn_ratio"]}
-    refs = [m for m in models if m.family == "attention-only" and m.n_layers == 1]
-    changed = [m for m in models if m.family in VANILLA and m.n_layers >= 2 and m.has_phase_change]
-    if not refs or not changed:
-        what = "1-layer attention-only model" if not refs else "vanilla multi-layer model with a phase change"
-        return _claim("C7", "not-evaluable", {}, th, f"no {what} in the experiment")
-    ref = refs[0]
+    ref, changed, missing = _against_one_layer(models)
+    if missing:
+        return _claim("C7", "not-evaluable", {}, th, missing)
     numbers, ok = {"reference": ref.name}, []
     for m in changed:
         points = pca.window_points(m.tokens_seen, m.window["start"], m.window["end"])

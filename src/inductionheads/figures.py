@@ -20,6 +20,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.colors import TwoSlopeNorm  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from . import h5io, pca, phase  # noqa: E402
 from .icl import dloss_dlog_index  # noqa: E402
@@ -521,10 +522,10 @@ def _runs(inputs: Inputs) -> dict[str, list[tuple[int, Curves]]]:
     return by_model
 
 
-def _by_replicate(inputs: Inputs, ylabel: str, title: str, values) -> plt.Figure:
-    """One panel per model, one line per replicate (`values(curves)` over tokens seen), each run's
-    window drawn as a bar of its colour under the curves (solid: a phase change; hatched: a window
-    that is not one, labelled with its status)."""
+def _by_replicate(inputs: Inputs, ylabel: str, title: str, values, y_range=None) -> plt.Figure:
+    """One panel per model, one line per replicate (`values(curves)` over tokens seen, on `y_range` or
+    the data's range), each run's window drawn as a bar of its colour in a band below the curves
+    (solid: a phase change; hatched: a window that is not one)."""
     by_model = _runs(inputs)
     n = len(by_model)
     cols = min(n, 3)
@@ -534,12 +535,19 @@ def _by_replicate(inputs: Inputs, ylabel: str, title: str, values) -> plt.Figure
         ax.set_visible(False)
     for ax, (name, runs) in zip(axes.flat, by_model.items(), strict=False):  # spare panels hidden
         colours = sns.color_palette("tab10", n_colors=max(len(runs), 1))
-        for k, ((seed, c), colour) in enumerate(zip(runs, colours, strict=True)):
-            ax.plot(c.tokens_seen, values(c), color=colour, lw=1.2, label=f"seed {seed}")
+        curves = [values(c) for _, c in runs]
+        low, high = y_range or (np.nanmin(np.concatenate(curves)), np.nanmax(np.concatenate(curves)))
+        # the bottom `band` of the panel holds the bars, one row per replicate, below every curve
+        band = 0.03 + 0.035 * len(runs)
+        pad = 0.05 * (high - low)
+        ax.set_ylim(low - pad - band / (1 - band) * (high - low + 2 * pad), high + pad)
+        ticks = MaxNLocator(5).tick_values(low, high)  # none in the band: it has no values
+        ax.set_yticks(ticks[(ticks >= low - pad) & (ticks <= high + pad)])
+        for k, ((seed, c), colour, y) in enumerate(zip(runs, colours, curves, strict=True)):
+            ax.plot(c.tokens_seen, y, color=colour, lw=1.2, label=f"seed {seed}")
             w = c.window
             if w is not None:
-                # one thin bar per replicate below the axis' data, in axes coordinates on y
-                y0 = 0.02 + 0.035 * k
+                y0 = 0.015 + 0.035 * k  # in axes coordinates, inside the band
                 ax.axvspan(
                     w["start_tokens"],
                     w["end_tokens"],
@@ -554,7 +562,7 @@ def _by_replicate(inputs: Inputs, ylabel: str, title: str, values) -> plt.Figure
         ax.set_title(f"{name}: phase change in {phase_changes} of {len(runs)}", fontsize="medium")
         ax.set_xlabel("tokens seen")
         ax.set_ylabel(ylabel)
-        ax.legend(fontsize="x-small", ncol=2, loc="upper right")
+        ax.legend(fontsize="x-small", ncol=2, loc="best")
     fig.suptitle(title)
     return fig
 
@@ -578,16 +586,13 @@ def top_head(c: Curves) -> tuple[int, int]:
 def prefix_matching_by_replicate(inputs: Inputs, settings: dict[str, Any]) -> plt.Figure:
     """Prefix matching of each run's top head (highest at the last snapshot) over training, every
     replicate of every model, with each run's window as a bar."""
-    fig = _by_replicate(
+    return _by_replicate(
         inputs,
         "top head's prefix matching",
         "Prefix matching of each run's top head (bars: each run's window; solid = phase change)",
         lambda c: c.heads["prefix_matching"][(slice(None), *top_head(c))],
+        y_range=(0.0, 1.0),
     )
-    for ax in fig.axes:
-        if ax.get_visible():
-            ax.set_ylim(0, 1)
-    return fig
 
 
 FIGURES = {
