@@ -60,9 +60,15 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    # by default the default experiment's attn3 and its evaluation settings
+    # by default a 3-layer model of the default experiment's size and its evaluation settings; random
+    # output projections, so that every head has an effect to compute
     spec = dict(
-        family=args.family, n_layers=args.layers, d_model=args.d_model, n_heads=args.heads, context_length=256
+        family=args.family,
+        n_layers=args.layers,
+        d_model=args.d_model,
+        n_heads=args.heads,
+        context_length=256,
+        output_init="normal",
     )
     model = Transformer(spec, 512).eval()
     tokens = torch.randint(0, 512, (args.contexts, 256))

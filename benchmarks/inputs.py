@@ -53,8 +53,8 @@ def make_inputs(root: Path, spec: dict, n_snapshots: int) -> tuple[Path, Path]:
     evalset.build(tokens, root / "evalset.h5", EVALUATION, HEADS, "bench")
 
     def state(i):
-        torch.manual_seed(i)
-        return Transformer(spec, vocab).state_dict()
+        torch.manual_seed(i)  # random output projections too: every head has an output to measure
+        return Transformer({**spec, "output_init": "normal"}, vocab).state_dict()
 
     steps = np.arange(n_snapshots) * 100
     snapshots.write(root / "snapshots.h5", spec, vocab, steps, 4096, np.zeros(1), state, param_axes)

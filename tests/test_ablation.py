@@ -16,7 +16,9 @@ L, H, V, T = 3, 4, 60, 48
 
 def _model(family: str, seed: int = 0) -> Transformer:
     torch.manual_seed(seed)
-    m = Transformer(dict(family=family, n_layers=L, d_model=32, n_heads=H, context_length=T), V).eval()
+    m = Transformer(
+        dict(family=family, n_layers=L, d_model=32, n_heads=H, context_length=T, output_init="normal"), V
+    ).eval()
     with torch.no_grad():  # make LayerNorm weights, biases and smear logits non-trivial
         for name, p in m.named_parameters():
             if name.endswith(("weight", "bias", "alpha_smear", "b_O", "b_V", "b_Q", "b_in", "b_out")):

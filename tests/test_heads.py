@@ -95,7 +95,15 @@ def naive_copying(A, x, tokens, W_V, b_V, W_O, W_U_eff, include_bos):
 def copy_model(vocab=12, d=16, copy=True, seed=0):
     """A 1-layer, 1-head model: embeddings orthonormal, W_U = W_E^T; `copy` makes OV the identity on
     them (the head raises the logit of the token it attends to), else random."""
-    spec = dict(family="attention-only", n_layers=1, d_model=d, n_heads=1, context_length=64, name="hand")
+    spec = dict(
+        family="attention-only",
+        n_layers=1,
+        d_model=d,
+        n_heads=1,
+        context_length=64,
+        name="hand",
+        output_init="normal",
+    )
     torch.manual_seed(seed)
     m = Transformer(spec, vocab)
     with torch.no_grad():
@@ -208,7 +216,10 @@ def _ln_operator(ln_weight: torch.Tensor) -> np.ndarray:
 
 def test_ov_copying_equals_full_token_circuit_eigenvalues():
     torch.manual_seed(3)
-    m = Transformer(dict(family="attention-only", n_layers=2, d_model=16, n_heads=2, context_length=16), 40)
+    spec = dict(
+        family="attention-only", n_layers=2, d_model=16, n_heads=2, context_length=16, output_init="normal"
+    )
+    m = Transformer(spec, 40)
     with torch.no_grad():
         for ln in (m.blocks[0].ln1, m.blocks[1].ln1, m.ln_final):
             ln.weight.add_(torch.rand(16))
@@ -235,7 +246,9 @@ def test_ov_copying_is_one_for_a_copying_head_and_minus_one_for_its_negation():
 
 def test_qk_trace_equals_full_k_composition_circuit():
     torch.manual_seed(4)
-    spec = dict(family="attention-only", n_layers=3, d_model=16, n_heads=2, context_length=16)
+    spec = dict(
+        family="attention-only", n_layers=3, d_model=16, n_heads=2, context_length=16, output_init="normal"
+    )
     m = Transformer(spec, 30)
     prev = np.array([[0.9, 0.1], [0.3, 0.5], [0.2, 0.2]])
     got = heads.qk_trace(m, prev)

@@ -14,7 +14,9 @@ tl = pytest.importorskip("transformer_lens", reason="the interop extra: pip inst
 
 def _model(family: str, seed: int = 0) -> Transformer:
     torch.manual_seed(seed)
-    spec = dict(name="m", family=family, n_layers=2, d_model=32, n_heads=4, context_length=64)
+    spec = dict(
+        name="m", family=family, n_layers=2, d_model=32, n_heads=4, context_length=64, output_init="normal"
+    )
     m = Transformer(spec, 80).eval()
     with torch.no_grad():
         for name, p in m.named_parameters():

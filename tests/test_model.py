@@ -5,7 +5,16 @@ import torch
 
 from inductionheads.model import Cache, Transformer, sinusoidal_positions
 
-SPEC = dict(family="attention-only", n_layers=2, d_model=24, n_heads=3, context_length=32, name="t")
+# random output projections: the paths compared here must carry every head's output
+SPEC = dict(
+    family="attention-only",
+    n_layers=2,
+    d_model=24,
+    n_heads=3,
+    context_length=32,
+    name="t",
+    output_init="normal",
+)
 
 
 def test_per_head_weights_have_framework_shapes():
@@ -175,3 +184,27 @@ def test_frozen_ablation_of_a_last_layer_head_is_linear():
         centred = result - result.mean(-1, keepdim=True)
         want = clean - (centred / cache.ln_final_scale * m.ln_final.weight) @ m.W_U
         assert torch.allclose(ablated, want, atol=1e-4)
+
+
+@pytest.mark.parametrize("family", FAMILY_SPECS)
+def test_output_projections_start_at_zero_by_default(family):
+    """Default output_init zero: W_O and W_out start at zero, so at initialisation every layer reads the
+    token embedding alone, and its output is exactly its bias; normal draws them with std 1/sqrt(fan_in)."""
+    spec = {k: v for k, v in FAMILY_SPECS[family].items() if k != "output_init"}
+    torch.manual_seed(0)
+    m = Transformer(spec, vocab_size=50).eval()
+    tokens = torch.randint(0, 50, (2, 20))
+    cache = Cache()
+    with torch.no_grad():
+        m(tokens, cache=cache)
+    for block, layer in zip(m.blocks, cache.layers, strict=True):
+        assert (block.attn.W_O == 0).all() and (block.mlp is None or (block.mlp.W_out == 0).all())
+        assert torch.equal(layer["resid_pre"], m.W_E[tokens])  # biases start at zero too
+    torch.manual_seed(0)
+    normal = Transformer({**spec, "output_init": "normal"}, vocab_size=50)
+    W_O = normal.blocks[0].attn.W_O
+    assert W_O.std().item() == pytest.approx(1 / 24**0.5, rel=0.15)
+    if family == "with-mlp":
+        assert normal.blocks[0].mlp.W_out.std().item() == pytest.approx(1 / 96**0.5, rel=0.15)
+    with pytest.raises(ValueError, match="output_init"):
+        Transformer({**spec, "output_init": "ones"}, vocab_size=50)

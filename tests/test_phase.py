@@ -133,3 +133,26 @@ def test_snapshots_a_few_steps_apart_do_not_move_the_window():
     interval = TOKENS[1] - TOKENS[0]
     assert abs(tokens[w.start] - TOKENS[even.start]) <= 2 * interval
     assert abs(tokens[w.end] - TOKENS[even.end]) <= 2 * interval
+
+
+def _hump(height=0.06, centre=1e6, width=2e5, tokens=TOKENS):
+    """A rise above the untrained score that training then undoes: later tokens briefly predicted worse."""
+    return height * np.exp(-(((tokens - centre) / width) ** 2))
+
+
+def test_undoing_a_rise_above_the_starting_score_forms_no_icl():
+    """A hump of 0.06 nats over the starting score, undone by snapshot 8, then a slow fall of 0.03: the
+    score never falls below its start by more than the 0.03, so no phase change and 0.03 formed."""
+    icl = _hump() + np.linspace(0, -0.03, 41)
+    w, lasting, _ = find_window(TOKENS, icl, **ARGS)
+    assert lasting.max() <= smooth(icl, ARGS["smoothing"])[0] + 1e-12
+    assert w is None or (not w.has_phase_change and w.icl_total < 0.04)
+
+
+def test_a_hump_before_the_step_is_not_counted_as_its_icl():
+    """The same hump before a phase change of 0.3 nats: the window is the step, and the ICL formed over
+    training is the step's 0.3, not 0.36."""
+    icl = _hump() + _step(4e6, width=3e5, depth=0.3)
+    w, _, _ = find_window(TOKENS, icl, **ARGS)
+    assert TOKENS[w.start] < 4e6 < TOKENS[w.end] and TOKENS[w.start] > 1.5e6
+    assert w.icl_total == pytest.approx(0.3, abs=0.02) and w.has_phase_change

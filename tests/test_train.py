@@ -64,7 +64,7 @@ def test_training_writes_snapshots_learns_and_is_deterministic(tokens, tmp_path)
         assert snaps.tokens_seen.tolist() == [0, 20 * 128, 40 * 128, 60 * 128]
         assert snaps.spec == SPEC
         loss = snaps.train_loss()
-        assert loss[:5].mean() > 3.5 and loss[-10:].mean() < 2.5  # uniform guessing: ln 39 = 3.66
+        assert loss[0] > 3.5 and loss[-10:].mean() < 2.5  # untrained: about uniform guessing, ln 39 = 3.66
         W_Q = snaps.model(-1).blocks[0].attn.W_Q
         assert W_Q.shape == (2, 16, 8)
     with h5py.File(tmp_path / "a.h5", "r") as a, h5py.File(tmp_path / "b.h5", "r") as b:

@@ -31,8 +31,9 @@ STATEMENTS = {
     "between them opens fastest there.",
     "C5": "Smeared keys give a 1-layer model a phase change and move the 2-layer one earlier.",
     "C6": "Pattern-preserving ablation of the induction heads removes most of the final ICL score.",
-    "C7": "The per-token-loss PCA trajectory of a multi-layer model turns inside the window, moving far "
-    "off its earlier course, far more than the 1-layer model's over the same stretch of training.",
+    "C7": "The per-token-loss PCA trajectory of a multi-layer model turns inside the window, off its own "
+    "earlier course and off the course it shared with the 1-layer model: most of the separation between "
+    "the two trajectories forms there.",
 }
 VANILLA = ("attention-only", "with-mlp")
 
@@ -51,6 +52,9 @@ class Model:
     ablation: dict[str, Any] | None = field(default=None)
     seed: int = 0
     final_level: float | None = None  # the smoothed ICL score at the end of training (phase.smooth)
+    # tokens seen when the learning-rate warmup ends: the early transient, where every loss falls fast
+    # and every trajectory moves alike, which C4 and C7 leave out
+    warmup_tokens: float = 0.0
 
     @property
     def final_icl(self) -> float:
@@ -170,17 +174,13 @@ def _against_one_layer(models: list[Model]) -> tuple[Model | None, list[Model], 
 
 
 def c4(models: list[Model], t: dict) -> dict:
-    """The bump: before the window the multi-layer and 1-layer loss curves run alike, inside it the gap
-    opens. The gap (1-layer held-out loss, interpolated on tokens seen, minus the model's) is smoothed
-    over `icl_smoothing` snapshots; its fastest growth inside the window must be at least
-    `bump_rate_ratio` times its typical (median) growth before the window, after the early transient
-    where every loss falls fast. (After the window the gap may keep growing as the circuit sharpens:
-    that is not what leaving the curve means.)"""
-    th = {
-        "bump_rate_ratio": t["bump_rate_ratio"],
-        "transient_fraction": t["transient_fraction"],
-        "icl_smoothing": t["icl_smoothing"],
-    }
+    """The bump: the multi-layer and 1-layer loss curves part inside the window. The gap (1-layer held-out
+    loss, interpolated on tokens seen, minus the model's) is smoothed over `icl_smoothing` snapshots;
+    its fastest growth inside the window must be at least `bump_rate_ratio` times its typical (median)
+    growth over the rest of training after the warmup, before the window and after it: the gap opens
+    fastest there. (The time before a window can be short: the phase change may start soon after the
+    warmup.)"""
+    th = {"bump_rate_ratio": t["bump_rate_ratio"], "icl_smoothing": t["icl_smoothing"]}
     ref, multi, missing = _against_one_layer(models)
     if missing:
         return _claim("C4", "not-evaluable", {}, th, missing)
@@ -191,22 +191,22 @@ def c4(models: list[Model], t: dict) -> dict:
         gap = np.interp(x, ref.tokens_seen, ref.heldout_loss) - m.heldout_loss
         grid, rate = phase.even_slope(phase.smooth(gap[covered], t["icl_smoothing"]), x[covered])
         s, e = m.window["start"], m.window["end"]
-        inside = rate[(grid >= x[s]) & (grid <= x[e])]
-        before = rate[(grid >= x[-1] * t["transient_fraction"]) & (grid < x[s])]
+        inside = (grid >= x[s]) & (grid <= x[e])
+        outside = (grid >= max(m.warmup_tokens, ref.warmup_tokens)) & ~inside
         entry = {"loss_gap_at_window": [round(float(gap[s]), 4), round(float(gap[e]), 4)]}
-        if len(inside) == 0 or len(before) < 2:
-            entry["note"] = "the 1-layer curve or the time before the window is too short to compare"
+        if not inside.any() or outside.sum() < 2:
+            entry["note"] = "the 1-layer curve does not cover the window and enough of training around it"
             numbers[m.name] = entry
             continue
-        peak, typical = float(inside.max()), float(np.median(before))
+        peak, typical = float(rate[inside].max()), float(np.median(rate[outside]))
         entry.update(
             peak_gap_growth_per_million_tokens_inside=round(1e6 * peak, 5),
-            typical_gap_growth_per_million_tokens_before=round(1e6 * typical, 5),
+            typical_gap_growth_per_million_tokens_outside=round(1e6 * typical, 5),
         )
         numbers[m.name] = entry
         ok.append(bool(peak > 0 and peak >= t["bump_rate_ratio"] * max(typical, 0.0)))
     if not ok:
-        reason = "no multi-layer model has a 1-layer curve and time before its window to compare with"
+        reason = "no multi-layer model has a 1-layer curve covering its window and training around it"
         return _claim("C4", "not-evaluable", numbers, th, reason)
     return _claim("C4", _verdict(ok), numbers, th)
 
@@ -261,36 +261,65 @@ def c6(models: list[Model], t: dict) -> dict:
 
 
 def c7(models: list[Model], t: dict) -> dict:
-    """In every vanilla multi-layer model with a phase change, the per-token-loss trajectory (all
-    principal components kept) turns inside the window by at least `min_turn_degrees` from its direction
-    over as many snapshots before it, and moves off that earlier course (|inside| sin(turn)) at least
-    `min_turn_ratio` times as far as the 1-layer model of the same replicate does over the same stretch
-    of training. A turn alone is no evidence: where a trajectory barely moves, noise points it anywhere;
-    the 1-layer model, trained alike without a phase change, is the control."""
-    th = {"min_turn_degrees": t["min_turn_degrees"], "min_turn_ratio": t["min_turn_ratio"]}
+    """In every vanilla multi-layer model with a phase change, the per-token-loss trajectory (joint PCA,
+    every component kept) turns inside the window:
+
+    - off its own earlier course: the direction from the window's start to its end differs by at least
+      `min_turn_degrees` from the direction over as long a stretch before it (not reaching back into the
+      warmup, where every trajectory falls alike);
+    - off the course it shared with the 1-layer model of the same replicate: the distance between the two
+      trajectories at equal tokens grows by at least `window_fraction` of its growth from the end of the
+      warmup to the end of the 1-layer model's training inside the window, and ends at least
+      `bump_rate_ratio` times what it was then.
+
+    A turn alone is no evidence (where a trajectory barely moves, noise points it anywhere, and the
+    1-layer model turns too as its first heads form); moving away from the 1-layer model, trained alike
+    without a phase change, inside the window is."""
+    th = {
+        "min_turn_degrees": t["min_turn_degrees"],
+        "window_fraction": t["window_fraction"],
+        "bump_rate_ratio": t["bump_rate_ratio"],
+    }
     ref, changed, missing = _against_one_layer(models)
     if missing:
         return _claim("C7", "not-evaluable", {}, th, missing)
     numbers, ok = {"reference": ref.name}, []
     for m in changed:
-        points = pca.window_points(m.tokens_seen, m.window["start"], m.window["end"])
-        control = None if points is None else pca.at_tokens(ref.pca_scores, ref.tokens_seen, points)
-        if control is None:
-            numbers[m.name] = {"note": f"too few snapshots before the window, or {ref.name} does not span it"}
+        start, end = float(m.tokens_seen[m.window["start"]]), float(m.tokens_seen[m.window["end"]])
+        warm = max(m.warmup_tokens, ref.warmup_tokens, float(m.tokens_seen[0]))
+        last = min(float(m.tokens_seen[-1]), float(ref.tokens_seen[-1]))
+        if not warm < start < end <= last:
+            why = f"{ref.name} does not span the window" if end > last else "the window starts in the warmup"
+            numbers[m.name] = {"note": why}
             continue
-        degrees, off_course = pca.turn(*pca.at_tokens(m.pca_scores, m.tokens_seen, points))
-        ref_degrees, ref_off_course = pca.turn(*control)
-        ratio = off_course / ref_off_course if ref_off_course > 0 else float("inf")
+        before = max(start - (end - start), warm)
+        at = dict(
+            zip(("warm", "before", "start", "end", "last"), (warm, before, start, end, last), strict=True)
+        )
+        own = dict(zip(at, pca.at_tokens(m.pca_scores, m.tokens_seen, list(at.values())), strict=True))
+        control = dict(
+            zip(at, pca.at_tokens(ref.pca_scores, ref.tokens_seen, list(at.values())), strict=True)
+        )
+        apart = {k: float(np.linalg.norm(own[k] - control[k])) for k in at}
+        degrees, _ = pca.turn(own["before"], own["start"], own["end"])
+        separation = apart["last"] - apart["warm"]
+        share = (apart["end"] - apart["start"]) / separation if separation > 0 else float("nan")
+        growth = apart["last"] / apart["warm"] if apart["warm"] > 0 else float("inf")
         numbers[m.name] = {
             "turn_degrees": round(degrees, 1),
-            "off_course_distance": round(off_course, 4),
-            f"{ref.name}_turn_degrees_same_tokens": round(ref_degrees, 1),
-            f"{ref.name}_off_course_distance_same_tokens": round(ref_off_course, 4),
-            "off_course_ratio": round(ratio, 2),
+            f"distance_to_{ref.name}": {k: round(v, 3) for k, v in apart.items()},
+            "share_of_separation_inside_window": round(share, 4),
+            "separation_growth_since_warmup": round(growth, 2),
         }
-        ok.append(bool(degrees >= t["min_turn_degrees"] and ratio >= t["min_turn_ratio"]))
+        ok.append(
+            bool(
+                degrees >= t["min_turn_degrees"]
+                and share >= t["window_fraction"]
+                and growth >= t["bump_rate_ratio"]
+            )
+        )
     if not ok:
-        reason = f"no window has enough snapshots before it, within {ref.name}'s training, to measure a turn"
+        reason = f"no window lies after the warmup and within {ref.name}'s training"
         return _claim("C7", "not-evaluable", numbers, th, reason)
     return _claim("C7", _verdict(ok), numbers, th)
 
@@ -311,8 +340,8 @@ def load_models(
     ablations: list[str],
     pcas: list[str],
 ) -> dict[int, list[Model]]:
-    """{replicate: [Model, ...]} from `runs` (replicate, seed, name, family, n_layers) and their files in
-    the same order; `pcas` holds one joint-PCA file per replicate, in replicate order."""
+    """{replicate: [Model, ...]} from `runs` (replicate, seed, name, family, n_layers, warmup_tokens) and
+    their files in the same order; `pcas` holds one joint-PCA file per replicate, in replicate order."""
     replicates = sorted({run["replicate"] for run in runs})
     if len(pcas) != len(replicates):
         raise ValueError(f"{len(pcas)} PCA files for {len(replicates)} replicates")
@@ -346,6 +375,7 @@ def load_models(
                 ablation_summary(ablations[i]),
                 seed=seed,
                 final_level=float(read["icl_lasting"][-1]),
+                warmup_tokens=float(run["warmup_tokens"]),
             )
         )
     return out

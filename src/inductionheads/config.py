@@ -56,7 +56,13 @@ def validate(config: dict[str, Any], schema_path: str | Path) -> dict[str, Any]:
 
 
 # Model settings a config may leave out, with the value they then take.
-OPTIONAL_MODEL_SETTINGS = {"replicates": 1, "log_snapshots": 0, "precision": "auto", "position_scale": 1.0}
+OPTIONAL_MODEL_SETTINGS = {
+    "replicates": 1,
+    "log_snapshots": 0,
+    "precision": "auto",
+    "position_scale": 1.0,
+    "output_init": "zero",
+}
 
 
 def model_spec(config: dict[str, Any], name: str) -> dict[str, Any]:
@@ -85,6 +91,14 @@ def run_spec(config: dict[str, Any], name: str, seed: int) -> dict[str, Any]:
     del spec["replicates"]
     spec["seed"] = seed
     return spec
+
+
+def warmup_tokens(spec: dict[str, Any]) -> int:
+    """Tokens seen when a model's learning-rate warmup ends; 0 for a model imported from a checkpoint
+    series, whose warmup this config does not know."""
+    if "checkpoints" in spec:
+        return 0
+    return spec["warmup_steps"] * spec["batch_size"] * spec["context_length"]
 
 
 def runs(config: dict[str, Any]) -> list[tuple[int, str, int]]:

@@ -29,6 +29,9 @@ import torch.nn.functional as F
 from torch import nn
 
 FAMILIES = ("attention-only", "with-mlp", "smeared-key")
+# How W_O and the MLP's W_out start. Zero: the residual stream at initialisation is the token embedding
+# alone, so no layer starts with a smoother input than the first (README: Methods).
+OUTPUT_INITS = ("zero", "normal")
 
 
 @dataclass
@@ -62,8 +65,17 @@ def layer_norm(
     return centred / scale * ln.weight + ln.bias, scale
 
 
+def output_weight(shape: tuple[int, ...], fan_in: int, output_init: str) -> nn.Parameter:
+    """A projection that writes into the residual stream: zero, or normal with std 1/sqrt(fan_in)."""
+    if output_init not in OUTPUT_INITS:
+        raise ValueError(f"output_init '{output_init}' is not one of {OUTPUT_INITS}")
+    if output_init == "zero":
+        return nn.Parameter(torch.zeros(shape))
+    return nn.Parameter(torch.randn(shape) / math.sqrt(fan_in))
+
+
 class Attention(nn.Module):
-    def __init__(self, d_model: int, n_heads: int, smeared_key: bool = False):
+    def __init__(self, d_model: int, n_heads: int, smeared_key: bool = False, output_init: str = "zero"):
         super().__init__()
         d_head = d_model // n_heads
         self.n_heads, self.d_head = n_heads, d_head
@@ -71,7 +83,7 @@ class Attention(nn.Module):
         self.W_Q = nn.Parameter(torch.randn(n_heads, d_model, d_head) * init)
         self.W_K = nn.Parameter(torch.randn(n_heads, d_model, d_head) * init)
         self.W_V = nn.Parameter(torch.randn(n_heads, d_model, d_head) * init)
-        self.W_O = nn.Parameter(torch.randn(n_heads, d_head, d_model) / math.sqrt(d_model))
+        self.W_O = output_weight((n_heads, d_head, d_model), d_model, output_init)
         self.b_Q = nn.Parameter(torch.zeros(n_heads, d_head))
         # A key bias shifts every score of a query by the same amount, which the softmax ignores: it has
         # no gradient, and trained it would only drift by Adam-amplified rounding noise. Kept (at zero,
@@ -145,11 +157,11 @@ def _rows(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
 
 
 class MLP(nn.Module):
-    def __init__(self, d_model: int, d_mlp: int):
+    def __init__(self, d_model: int, d_mlp: int, output_init: str = "zero"):
         super().__init__()
         self.W_in = nn.Parameter(torch.randn(d_model, d_mlp) / math.sqrt(d_model))
         self.b_in = nn.Parameter(torch.zeros(d_mlp))
-        self.W_out = nn.Parameter(torch.randn(d_mlp, d_model) / math.sqrt(d_mlp))
+        self.W_out = output_weight((d_mlp, d_model), d_mlp, output_init)
         self.b_out = nn.Parameter(torch.zeros(d_model))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -160,11 +172,12 @@ class Block(nn.Module):
     def __init__(self, spec: dict[str, Any]):
         super().__init__()
         d = spec["d_model"]
+        output_init = spec.get("output_init", "zero")
         self.ln1 = nn.LayerNorm(d)
-        self.attn = Attention(d, spec["n_heads"], smeared_key=spec["family"] == "smeared-key")
+        self.attn = Attention(d, spec["n_heads"], spec["family"] == "smeared-key", output_init)
         if spec["family"] == "with-mlp":
             self.ln2 = nn.LayerNorm(d)
-            self.mlp = MLP(d, 4 * d)
+            self.mlp = MLP(d, 4 * d, output_init)
         else:
             self.ln2 = self.mlp = None
 

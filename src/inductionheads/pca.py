@@ -48,15 +48,6 @@ def turn(before: np.ndarray, start: np.ndarray, end: np.ndarray) -> tuple[float,
     return float(np.degrees(angle)), float(np.linalg.norm(during) * np.sin(angle))
 
 
-def window_points(tokens_seen: np.ndarray, start: int, end: int) -> tuple[float, float, float] | None:
-    """Tokens seen at the three points of a window's turn: as many snapshots before its start as it
-    spans (at least 2), its start and its end; None when training has fewer snapshots before it."""
-    span = max(end - start, 2)
-    if start - span < 0:
-        return None
-    return float(tokens_seen[start - span]), float(tokens_seen[start]), float(tokens_seen[end])
-
-
 def at_tokens(trajectory: np.ndarray, tokens_seen: np.ndarray, points) -> list[np.ndarray] | None:
     """The trajectory, linearly interpolated at each token count of `points`; None when one lies
     outside its training."""

@@ -5,8 +5,10 @@ From the ICL score over training:
 1. Smooth it with a centred moving average over `icl_smoothing` snapshots that keeps its full width at
    the ends (the first and last points average the first and last `icl_smoothing` snapshots), so that
    neither end of training is a single raw value.
-2. Take its lasting level E(t) = max over t' >= t of the smoothed score: a dip that training later undoes
-   (the first steps show one) is not in-context learning formed.
+2. Take its lasting level E(t) = max over t' >= t of the smoothed score, and never above the score at the
+   start of training: a dip that training later undoes (the first steps show one) is not in-context
+   learning formed, and neither is undoing a rise above the untrained model's score (later tokens
+   predicted worse than early ones, which a 1-layer model shows as its heads first form).
 3. Differentiate E against tokens seen, on an even grid of tokens (snapshots need not be evenly
    spaced). Every local peak of its fall starts a candidate episode: the
    contiguous span around the peak where the fall is at least `window_slope_fraction` of that peak.
@@ -125,7 +127,7 @@ def find_window(
     """(window or None when the score never falls for good, lasting level E, slope of E per token)."""
     tokens = np.asarray(tokens_seen, np.float64)
     smoothed = smooth(icl, smoothing)
-    lasting = np.maximum.accumulate(smoothed[::-1])[::-1]
+    lasting = np.minimum(np.maximum.accumulate(smoothed[::-1])[::-1], smoothed[0])
     grid, grid_slope = even_slope(lasting, tokens)
     slope = np.interp(tokens, grid, grid_slope)
     episodes = _episodes(grid_slope, slope_fraction)

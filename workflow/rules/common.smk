@@ -11,6 +11,7 @@ from inductionheads.config import (
     run_spec,
     runs,
     validate,
+    warmup_tokens,
 )
 
 min_version("9.0")
@@ -208,6 +209,7 @@ CLAIMS_SETTINGS = {
             "replicate": replicate,
             "seed": seed,
             **{k: model_spec(config, name)[k] for k in ("name", "family", "n_layers")},
+            "warmup_tokens": warmup_tokens(model_spec(config, name)),
         }
         for replicate, name, seed in RUNS
     ],
