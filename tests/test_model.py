@@ -39,13 +39,20 @@ def test_pattern_path_equals_fused_attention_path():
     assert (pattern.triu(1) == 0).all()  # causal
 
 
+def _cached_forward(m, tokens):
+    """The activations a forward pass of `m` on `tokens` records."""
+    cache = Cache()
+    with torch.no_grad():
+        m(tokens, cache=cache)
+    return cache
+
+
 def test_positions_enter_queries_and_keys_only():
     torch.manual_seed(0)
     m = Transformer(SPEC, vocab_size=50).eval()
     tokens = torch.randint(0, 50, (2, 16))
-    cache = Cache()
+    cache = _cached_forward(m, tokens)
     with torch.no_grad():
-        m(tokens, cache=cache)
         # the residual stream holds the token embedding alone
         assert torch.allclose(cache.layers[0]["attn_in"], m.blocks[0].ln1(m.W_E[tokens]))
         # with W_Q = W_K = 0 (and zero biases) attention is uniform whatever the positions
@@ -194,9 +201,7 @@ def test_output_projections_start_at_zero_by_default(family):
     torch.manual_seed(0)
     m = Transformer(spec, vocab_size=50).eval()
     tokens = torch.randint(0, 50, (2, 20))
-    cache = Cache()
-    with torch.no_grad():
-        m(tokens, cache=cache)
+    cache = _cached_forward(m, tokens)
     for block, layer in zip(m.blocks, cache.layers, strict=True):
         assert (block.attn.W_O == 0).all() and (block.mlp is None or (block.mlp.W_out == 0).all())
         assert torch.equal(layer["resid_pre"], m.W_E[tokens])  # biases start at zero too
