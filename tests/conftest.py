@@ -75,10 +75,17 @@ def smoke_config() -> dict:
     return yaml.safe_load((REPO / "configs" / "smoke.yaml").read_text())
 
 
+# The smoke run's checkout path has a space and a command substitution: every word a job's shell sees
+# must be quoted, and test_reliability checks that the command never ran.
+HOSTILE_DIR = "check out $(touch PWNED)"
+
+
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory) -> Path:
     """One full smoke run; tests that change files make their own copy of it (`smoke_copy`)."""
-    workdir = copy_workflow(tmp_path_factory.mktemp("smoke"))
+    workdir = tmp_path_factory.mktemp("smoke") / HOSTILE_DIR
+    workdir.mkdir()
+    copy_workflow(workdir)
     snakemake(workdir, "--configfile", "configs/smoke.yaml")
     return workdir
 

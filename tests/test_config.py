@@ -44,6 +44,21 @@ def test_shipped_configs_are_valid():
         (lambda c: c["model_defaults"].update(precision="float16"), r"model_defaults\.precision"),
         (lambda c: c["models"]["attn2"].update(log_snapshots=-1), r"models\.attn2\.log_snapshots"),
         (lambda c: c["analysis"].pop("plateau_fraction"), r"'analysis' lacks a required key"),
+        # what the code cannot use (docs/reliability.md)
+        (
+            lambda c: c["model_defaults"].update(steps=40.0),
+            r"'model_defaults\.steps': 40\.0 is not of type 'integer'",
+        ),
+        (lambda c: c["models"]["attn1"].update(n_snapshots=True), r"'models\.attn1\.n_snapshots'"),
+        (lambda c: c["model_defaults"].update(lr=float("nan")), r"'model_defaults\.lr': nan is not a finite"),
+        (lambda c: c["models"]["attn2"].update(lr=float("inf")), r"'models\.attn2\.lr': inf is not a finite"),
+        (lambda c: c["analysis"].update(min_icl_drop=float("-inf")), r"'analysis\.min_icl_drop'"),
+        (lambda c: c["model_defaults"].update(lr=30), r"'model_defaults\.lr': 30 is greater than"),
+        (lambda c: c["models"]["attn1"].update(divergence_ratio=0.5), r"models\.attn1\.divergence_ratio"),
+        (lambda c: c.update(experiment=".."), r"'experiment': '\.\.' does not match"),
+        (lambda c: c.update(experiment="."), r"'experiment'"),
+        (lambda c: c.update(experiment="a/b"), r"'experiment'"),
+        (lambda c: c["models"].update({"..": {}}), r"'models'"),
     ],
 )
 def test_bad_config_is_rejected_naming_the_key(mutate, message):
@@ -109,3 +124,30 @@ def test_the_replicates_config_is_the_default_experiment_with_five_replicates():
     assert replicates["model_defaults"].pop("replicates") == 5
     assert default["model_defaults"].pop("replicates", 1) == 1
     assert replicates == default
+
+
+def corpus_config(tmp_path, *names):
+    config = smoke_config()
+    config["corpus"].update(source="files", paths=[str(tmp_path / name) for name in names])
+    return config
+
+
+def test_an_unreadable_corpus_file_is_named_before_any_job(tmp_path):
+    (tmp_path / "a.py").write_text("x = 1\n")
+    (tmp_path / "b.py").write_text("y = 2\n")
+    # a regular file that fails on reading, even for root (chmod 000 is no obstacle to root)
+    (tmp_path / "c.py").symlink_to("/proc/self/mem")
+    with pytest.raises(ConfigError, match=r"corpus\.paths.*c\.py is unreadable"):
+        validate(corpus_config(tmp_path, "*.py"), SCHEMA)
+
+
+def test_empty_and_binary_corpus_files_are_named_and_too_few_documents_fail(tmp_path, caplog):
+    (tmp_path / "a.py").write_text("x = 1\n")
+    (tmp_path / "b.py").write_text("y = 2\n")
+    (tmp_path / "empty.py").write_text("  \n")
+    (tmp_path / "image.py").write_bytes(bytes(range(256)))
+    with caplog.at_level("WARNING"):
+        validate(corpus_config(tmp_path, "*.py"), SCHEMA)
+    assert "empty.py (empty)" in caplog.text and "image.py (binary" in caplog.text
+    with pytest.raises(ConfigError, match=r"1 usable file.*image\.py \(binary"):
+        validate(corpus_config(tmp_path, "a.py", "image.py", "empty.py"), SCHEMA)

@@ -15,17 +15,19 @@ from pathlib import Path
 from .config import digest
 
 
-def _logging(log_path: str | None) -> None:
+def _logging(log_path: str | None, argv: list[str]) -> None:
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if log_path:
         Path(log_path).parent.mkdir(parents=True, exist_ok=True)
-        handlers.append(logging.FileHandler(log_path, mode="w"))
+        # appended: a rerun after a failure keeps the failed attempt's log above its own
+        handlers.append(logging.FileHandler(log_path, mode="a"))
     logging.basicConfig(
         level=logging.INFO,
         handlers=handlers,
         force=True,
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
     )
+    logging.getLogger("inductionheads").info("attempt: inductionheads %s", " ".join(argv))
 
 
 def _shard(text: str) -> tuple[int, int]:
@@ -132,8 +134,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--inputs", nargs="+", required=True)
     p.add_argument("--out", required=True)
 
+    p = stage("verify", "re-check every HDF5 file under a directory (e.g. results/<experiment>)")
+    p.add_argument("directory")
+
+    argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
-    _logging(args.log)
+    _logging(args.log, argv)
     try:
         _run(args)
     except Exception:
@@ -231,12 +237,31 @@ def _run(args: argparse.Namespace) -> None:
         from . import h5io
 
         h5io.write_manifest(args.inputs, args.out)
+    elif args.stage == "verify":
+        _verify(args.directory)
     elif args.stage == "figures":
         from . import figures
 
         kinds = ("snapshots", "losses", "heads", "phase", "ablation", "pca")
         inputs = {kind: getattr(args, kind) for kind in kinds}
         figures.draw(args.names, inputs, args.out_dir, s)
+
+
+def _verify(directory: str) -> None:
+    from . import h5io
+
+    if not Path(directory).is_dir():
+        raise FileNotFoundError(f"{directory}: no such directory")
+    found = h5io.verify_tree(directory)
+    for path, result in found.items():
+        print(result if result.startswith("CORRUPT") else f"{result}\t{path}", flush=True)
+    bad = [p for p, r in found.items() if r.startswith("CORRUPT")]
+    if bad:
+        raise h5io.H5Error(
+            f"{len(bad)} of {len(found)} HDF5 files under {directory} fail verification: delete them and "
+            "rerun the workflow to rebuild them"
+        )
+    logging.getLogger("inductionheads").info("%d HDF5 files under %s verified", len(found), directory)
 
 
 if __name__ == "__main__":

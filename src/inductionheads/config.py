@@ -10,12 +10,17 @@ import glob
 import hashlib
 import importlib.util
 import json
+import logging
+import math
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from .corpus_files import file_paths, read_text_file
 from .schedule import ablated_positions, snapshot_steps
+
+log = logging.getLogger(__name__)
 
 
 class ConfigError(ValueError):
@@ -46,13 +51,30 @@ def validate(config: dict[str, Any], schema_path: str | Path) -> dict[str, Any]:
     """
     import jsonschema
 
+    _check_finite(config, ())
     schema = yaml.safe_load(Path(schema_path).read_text())
-    validator = jsonschema.Draft202012Validator(schema)
+    # JSON Schema's integer admits 40.0; a float where the code counts steps or snapshots is refused
+    strict = jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
+        "integer", lambda _, value: isinstance(value, int) and not isinstance(value, bool)
+    )
+    validator = jsonschema.validators.extend(jsonschema.Draft202012Validator, type_checker=strict)(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path), _key(e.path)))
     if errors:
         raise ConfigError(_schema_message(errors[0]))
     _check_consistency(config)
     return config
+
+
+def _check_finite(value: Any, path: tuple) -> None:
+    """No config value may be NaN or infinite (YAML's .nan, .inf): no setting means that."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"config key '{_key(path)}': {value} is not a finite number")
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _check_finite(v, (*path, k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _check_finite(v, (*path, i))
 
 
 # Model settings a config may leave out, with the value they then take.
@@ -62,6 +84,7 @@ OPTIONAL_MODEL_SETTINGS = {
     "precision": "auto",
     "position_scale": 1.0,
     "output_init": "zero",
+    "divergence_ratio": 2.0,
 }
 
 
@@ -186,8 +209,30 @@ def _check_consistency(config: dict[str, Any]) -> None:
         for pattern in corpus["paths"]:
             if not glob.glob(pattern, recursive=True):
                 raise ConfigError(f"config key 'corpus.paths': no file matches '{pattern}'")
+        _check_corpus_files(corpus["paths"])
     if corpus["source"] == "huggingface" and not corpus.get("hf_dataset"):
         raise ConfigError("config key 'corpus.hf_dataset' is required when corpus.source is 'huggingface'")
+
+
+def _check_corpus_files(patterns: list[str]) -> None:
+    """Before any job: every corpus file is readable; empty and binary ones are named in a warning
+    (the corpus job leaves them out), and at least two documents remain."""
+    kept, skipped = 0, []
+    for path in file_paths(patterns):
+        try:
+            text, why = read_text_file(path)
+        except OSError as exc:
+            raise ConfigError(f"config key 'corpus.paths': {exc}") from None
+        if why:
+            skipped.append(f"{path} ({why})")
+        kept += not why
+    if skipped:
+        log.warning("corpus.paths: leaving out %d file(s): %s", len(skipped), "; ".join(skipped[:20]))
+    if kept < 2:
+        raise ConfigError(
+            f"config key 'corpus.paths': {kept} usable file(s), need at least 2 documents to split "
+            f"(left out: {'; '.join(skipped) or 'none'})"
+        )
 
 
 def load(config_path: str | Path, schema_path: str | Path) -> dict[str, Any]:

@@ -6,7 +6,6 @@ with document offsets and the training-split token frequencies (used to draw ran
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import logging
 import sys
@@ -19,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from . import h5io
+from .corpus_files import file_paths, read_text_file
 
 BOS = "<|bos|>"
 log = logging.getLogger(__name__)
@@ -36,21 +36,14 @@ def stdlib_paths() -> list[Path]:
     return sorted(p for p in root.rglob("*.py") if "site-packages" not in p.parts and p.is_file())
 
 
-def file_paths(patterns: list[str]) -> list[Path]:
-    paths: set[Path] = set()
-    for pattern in patterns:
-        matched = [Path(p) for p in glob.glob(pattern, recursive=True)]
-        files = [p for p in matched if p.is_file()]
-        if not files:
-            raise FileNotFoundError(f"corpus path '{pattern}' matches no file")
-        paths.update(files)
-    return sorted(paths)
-
-
-def _read_files(paths: list[Path], root: Path | None) -> Iterator[Document]:
+def _read_files(paths: list[Path], root: Path | None, skipped: list[str]) -> Iterator[Document]:
+    """The files as documents; those left out are appended to `skipped` with why."""
     for path in paths:
-        text = path.read_text(encoding="utf-8", errors="replace")
+        text, why = read_text_file(path)
         doc_id = str(path.relative_to(root)) if root else str(path)
+        if why:
+            skipped.append(f"{doc_id}: {why}")
+            continue
         yield Document(doc_id, text)
 
 
@@ -72,14 +65,16 @@ def huggingface_documents(hf: dict[str, Any]) -> Iterator[Document]:
         yield Document(f"{hf['path']}:{i}", row[field])
 
 
-def documents(corpus: dict[str, Any]) -> list[Document]:
-    """The corpus section's documents in a deterministic order, capped as configured."""
+def documents(corpus: dict[str, Any], skipped: list[str] | None = None) -> list[Document]:
+    """The corpus section's documents in a deterministic order, capped as configured; files left out
+    (empty, binary) are appended to `skipped`."""
     source = corpus["source"]
+    skipped = [] if skipped is None else skipped
     if source == "stdlib":
         root = Path(sysconfig.get_paths()["stdlib"])
-        docs = list(_read_files(stdlib_paths(), root))
+        docs = list(_read_files(stdlib_paths(), root, skipped))
     elif source == "files":
-        docs = list(_read_files(file_paths(corpus["paths"]), None))
+        docs = list(_read_files(file_paths(corpus["paths"]), None, skipped))
     elif source == "huggingface":
         docs = list(huggingface_documents(corpus["hf_dataset"]))
     else:
@@ -157,7 +152,14 @@ def build(
 ) -> None:
     """Read the corpus, split it, train BPE on the training split (or load `corpus.tokenizer`), write
     the token store."""
-    docs = documents(corpus)
+    skipped: list[str] = []
+    docs = documents(corpus, skipped)
+    if skipped:
+        log.warning(
+            "corpus: left out %d file(s), listed in the attribute skipped_files: %s",
+            len(skipped),
+            "; ".join(skipped[:20]) + ("; ..." if len(skipped) > 20 else ""),
+        )
     seed = corpus.get("seed", 0)
     train, heldout = split(docs, corpus["heldout_fraction"], seed)
     log.info(
@@ -196,6 +198,7 @@ def build(
         h5io.write(f, "heldout_doc_offsets", heldout_offsets, ("document",))
         h5io.write(f, "train_token_counts", counts, ("vocab",), units="count")
         f.attrs["heldout_doc_ids"] = "\n".join(d.doc_id for d in heldout)
+        f.attrs["skipped_files"] = "\n".join(skipped)  # files left out, each with why
     tmp = Path(tokenizer_path).with_name(Path(tokenizer_path).name + ".tmp")
     tmp.write_text(tokenizer_json)
     tmp.replace(tokenizer_path)

@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from . import device as devices
 from . import h5io, snapshots
-from .config import digest
+from .config import OPTIONAL_MODEL_SETTINGS, digest
 from .model import Transformer, per_token_losses
 from .schedule import snapshot_steps
 
@@ -112,7 +112,11 @@ def train_step(
 class Checkpoints:
     """Resume state beside the output (`<out>.resume/`), which Snakemake never deletes: one file per
     snapshot taken so far and, with the newest, the optimizer state and the loss curve, so a killed
-    job continues from its last snapshot. Files are written under a temporary name and renamed."""
+    job continues from its last snapshot. Files are written under a temporary name and renamed.
+
+    Files on disk are untrusted: the run's fingerprint is compared (as text) before any state is
+    loaded, and states load with `weights_only=True`, which unpickles tensors and plain containers only,
+    never code."""
 
     def __init__(self, out_path: Path, fingerprint: str):
         self.dir = out_path.with_name(out_path.name + ".resume")
@@ -120,7 +124,12 @@ class Checkpoints:
 
     def _save(self, obj: Any, name: str) -> None:
         tmp = self.dir / f"{name}.tmp"
-        torch.save(obj, tmp)
+        try:
+            torch.save(obj, tmp)
+        except (OSError, RuntimeError) as exc:  # a full disk: torch reports only a stream error
+            written = tmp.stat().st_size if tmp.exists() else 0
+            tmp.unlink(missing_ok=True)
+            raise h5io.write_failure(self.dir / name, exc, written, _nbytes(obj)) from exc
         tmp.replace(self.dir / name)
 
     def save(self, index: int, step: int, model, opt, losses: np.ndarray) -> None:
@@ -128,38 +137,53 @@ class Checkpoints:
         weights = {k: v.detach().float().cpu().clone() for k, v in model.state_dict().items()}
         self._save(weights, f"snapshot_{index:05d}.pt")
         state = {
-            "fingerprint": self.fingerprint,
             "index": index,
             "step": step,
             "model": model.state_dict(),
             "optimizer": opt.state_dict(),
-            "losses": losses[:step].copy(),
+            "losses": torch.from_numpy(losses[:step].copy()),
         }
         self._save(state, "state.pt")
+        tmp = self.dir / "fingerprint.tmp"
+        tmp.write_text(self.fingerprint)
+        tmp.replace(self.dir / "fingerprint")
 
     def load(self) -> dict | None:
         """The newest resume state if it belongs to this training run, else None (and a fresh start)."""
         path = self.dir / "state.pt"
         if not path.exists():
             return None
-        try:
-            state = torch.load(path, weights_only=False)
-        except Exception as exc:  # a state file cut short cannot be trusted
-            log.warning("ignoring unreadable resume state %s (%s): starting over", path, exc)
-            return None
-        if state.get("fingerprint") != self.fingerprint:
+        marker = self.dir / "fingerprint"
+        if not marker.is_file() or marker.read_text() != self.fingerprint:
             log.info("resume state %s belongs to other settings: starting over", path)
+            return None
+        try:
+            state = torch.load(path, weights_only=True)
+            state["losses"] = state["losses"].numpy()
+        except Exception as exc:  # cut short, or not a plain state: cannot be trusted
+            log.warning("ignoring unreadable resume state %s (%s): starting over", path, exc)
             return None
         return state
 
     def snapshot(self, index: int) -> dict[str, torch.Tensor]:
-        return torch.load(self.dir / f"snapshot_{index:05d}.pt")
+        return torch.load(self.dir / f"snapshot_{index:05d}.pt", weights_only=True)
 
     def clear(self) -> None:
         if self.dir.exists():
             for f in self.dir.iterdir():
                 f.unlink()
             self.dir.rmdir()
+
+
+def _nbytes(obj: Any) -> int:
+    """Bytes of the tensors in a nested state."""
+    if isinstance(obj, torch.Tensor):
+        return obj.nelement() * obj.element_size()
+    if isinstance(obj, dict):
+        return sum(_nbytes(v) for v in obj.values())
+    if isinstance(obj, list | tuple):
+        return sum(_nbytes(v) for v in obj)
+    return 0
 
 
 def train(
@@ -194,6 +218,7 @@ def train(
     offsets = np.arange(T)
     snap_steps = snapshot_steps(n_steps, spec["n_snapshots"], spec.get("log_snapshots", 0))
     losses = np.zeros(n_steps, dtype=np.float32)
+    divergence_ratio = spec.get("divergence_ratio", OPTIONAL_MODEL_SETTINGS["divergence_ratio"])
 
     run = {"spec": spec, "tokens": tokens_fingerprint, "device": device.type, "precision": precision}
     checkpoints = Checkpoints(out_path, digest(run))
@@ -223,13 +248,20 @@ def train(
     for step in range(first_step, n_steps):
         batch = torch.from_numpy(stream[starts[step, :, None] + offsets].astype(np.int64)).to(device)
         loss = train_step(model, forward, opt, batch, lr_at(step, spec), spec["grad_clip"], precision)
-        if not torch.isfinite(loss):
-            kept = snap_steps[next_snap - 1]
-            raise FloatingPointError(
-                f"model {spec['name']}: training loss is {loss.item()} at step {step}; stopped. The last "
-                f"good snapshot (step {kept}) and the snapshots before it are kept in {checkpoints.dir}"
-            )
         losses[step] = loss.item()
+        limit = divergence_ratio * losses[0]
+        if not np.isfinite(losses[step]) or losses[step] > limit:
+            kept = snap_steps[next_snap - 1]
+            what = (
+                f"above {limit:.3f} (divergence_ratio x the first step's loss): the run diverged"
+                if np.isfinite(losses[step])
+                else "not a number"
+            )
+            raise FloatingPointError(
+                f"model {spec['name']}: training loss is {losses[step]:.6g} at step {step}, {what}; stopped. "
+                "Lower the config key lr, or raise divergence_ratio. The last good snapshot "
+                f"(step {kept}) and the snapshots before it are kept in {checkpoints.dir}"
+            )
         if next_snap < len(snap_steps) and step + 1 == snap_steps[next_snap]:
             checkpoints.save(next_snap, step + 1, model, opt, losses)
             next_snap += 1

@@ -26,6 +26,6 @@ rule ablation:
         shard=shard_arg,
     shell:
         "python -m inductionheads ablation --settings {params.settings:q} --threads {threads}"
-        " --shard {params.shard} --snapshots {input.snapshots} --evalset {input.evalset}"
-        " --losses {input.losses} --heads {input.heads} --phase {input.phase}"
-        " --out {output} --log {log}"
+        " --shard {params.shard:q} --snapshots {input.snapshots:q} --evalset {input.evalset:q}"
+        " --losses {input.losses:q} --heads {input.heads:q} --phase {input.phase:q}"
+        " --out {output:q} --log {log:q}"

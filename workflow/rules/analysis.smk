@@ -21,7 +21,7 @@ rule phase:
         code=CODE["phase"],
     shell:
         "python -m inductionheads phase --settings {params.settings:q}"
-        " --losses {input.losses} --out {output} --log {log}"
+        " --losses {input.losses:q} --out {output:q} --log {log:q}"
 
 
 # one joint PCA per replicate: adding a replicate leaves the others' untouched
@@ -44,7 +44,7 @@ rule pca:
         code=CODE["pca"],
     shell:
         "python -m inductionheads pca --settings {params.settings:q}"
-        " --losses {input.losses} --out {output} --log {log}"
+        " --losses {input.losses:q} --out {output:q} --log {log:q}"
 
 
 rule claims:
@@ -73,6 +73,6 @@ rule claims:
         settings=settings(CLAIMS_SETTINGS),
         code=CODE["claims"],
     shell:
-        "python -m inductionheads claims --settings {params.settings:q} --losses {input.losses}"
-        " --heads {input.heads} --phase {input.phase} --ablation {input.ablation} --pca {input.pca}"
-        " --out {output} --log {log}"
+        "python -m inductionheads claims --settings {params.settings:q} --losses {input.losses:q}"
+        " --heads {input.heads:q} --phase {input.phase:q} --ablation {input.ablation:q} --pca {input.pca:q}"
+        " --out {output:q} --log {log:q}"

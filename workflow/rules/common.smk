@@ -1,5 +1,6 @@
 import copy
 import json
+import shlex
 from pathlib import Path
 
 from snakemake.utils import min_version
@@ -50,10 +51,12 @@ def one_of(names):
 
 # Jobs import the package from this checkout when it has one, also inside conda environments,
 # which install only its dependencies (the prefix replaces Snakemake's default "set -euo pipefail").
+# The checkout's path is quoted for the shell, its braces doubled for Snakemake's formatting.
 _SRC = Path(workflow.basedir) / "src"
 if (_SRC / "inductionheads").is_dir():
+    _src_word = shlex.quote(str(_SRC)).replace("{", "{{").replace("}", "}}")
     shell.prefix(
-        f"set -euo pipefail; export PYTHONPATH={_SRC}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; "
+        f"set -euo pipefail; export PYTHONPATH={_src_word}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; "
     )
 
 
@@ -228,7 +231,7 @@ CLAIMS_SETTINGS = {
 
 # Content hashes of the modules each stage runs: Snakemake's code trigger never sees them.
 CODE = {
-    "corpus": code_digest("corpus", "h5io"),
+    "corpus": code_digest("corpus", "corpus_files", "h5io"),
     "evalset": code_digest("evalset", "h5io"),
     "train": code_digest(
         "train", "config", "schedule", "device", "model", "snapshots", "h5io"

@@ -16,7 +16,7 @@ rule corpus:
         code=CODE["corpus"],
     shell:
         "python -m inductionheads corpus --settings {params.settings:q} --threads {threads}"
-        " --tokens {output.tokens} --tokenizer {output.tokenizer} --log {log}"
+        " --tokens {output.tokens:q} --tokenizer {output.tokenizer:q} --log {log:q}"
 
 
 rule evalset:
@@ -38,4 +38,4 @@ rule evalset:
         code=CODE["evalset"],
     shell:
         "python -m inductionheads evalset --settings {params.settings:q}"
-        " --tokens {input.tokens} --out {output} --log {log}"
+        " --tokens {input.tokens:q} --out {output:q} --log {log:q}"

@@ -26,12 +26,12 @@ rule figures_all_models:
         settings=settings(FIGURE_SETTINGS),
         code=CODE["figures"],
         out_dir=lambda wildcards, output: Path(output[0]).parent,
-        names=" ".join(ALL_MODEL_FIGURES),
+        names=ALL_MODEL_FIGURES,
     shell:
-        "python -m inductionheads figures {params.names} --settings {params.settings:q}"
-        " --snapshots {input.snapshots} --losses {input.losses} --heads {input.heads}"
-        " --phase {input.phase} --ablation {input.ablation} --pca {input.pca}"
-        " --out-dir {params.out_dir} --log {log}"
+        "python -m inductionheads figures {params.names:q} --settings {params.settings:q}"
+        " --snapshots {input.snapshots:q} --losses {input.losses:q} --heads {input.heads:q}"
+        " --phase {input.phase:q} --ablation {input.ablation:q} --pca {input.pca:q}"
+        " --out-dir {params.out_dir:q} --log {log:q}"
 
 
 # the spread over replicates: every run of every model, each with its window
@@ -55,11 +55,11 @@ rule figures_replicates:
         settings=settings(FIGURE_SETTINGS),
         code=CODE["figures"],
         out_dir=lambda wildcards, output: Path(output[0]).parent,
-        names=" ".join(REPLICATE_FIGURES),
+        names=REPLICATE_FIGURES,
     shell:
-        "python -m inductionheads figures {params.names} --settings {params.settings:q}"
-        " --losses {input.losses} --heads {input.heads} --phase {input.phase}"
-        " --out-dir {params.out_dir} --log {log}"
+        "python -m inductionheads figures {params.names:q} --settings {params.settings:q}"
+        " --losses {input.losses:q} --heads {input.heads:q} --phase {input.phase:q}"
+        " --out-dir {params.out_dir:q} --log {log:q}"
 
 
 rule figures_model:
@@ -86,8 +86,8 @@ rule figures_model:
         settings=settings(FIGURE_SETTINGS),
         code=CODE["figures"],
         out_dir=lambda wildcards, output: Path(output[0]).parent,
-        names=" ".join(PER_MODEL_FIGURES),
+        names=PER_MODEL_FIGURES,
     shell:
-        "python -m inductionheads figures {params.names} --settings {params.settings:q}"
-        " --losses {input.losses} --heads {input.heads} --phase {input.phase}"
-        " --ablation {input.ablation} --out-dir {params.out_dir} --log {log}"
+        "python -m inductionheads figures {params.names:q} --settings {params.settings:q}"
+        " --losses {input.losses:q} --heads {input.heads:q} --phase {input.phase:q}"
+        " --ablation {input.ablation:q} --out-dir {params.out_dir:q} --log {log:q}"

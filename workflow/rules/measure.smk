@@ -23,8 +23,8 @@ rule losses:
         shard=shard_arg,
     shell:
         "python -m inductionheads losses --settings {params.settings:q} --threads {threads}"
-        " --shard {params.shard} --snapshots {input.snapshots} --evalset {input.evalset}"
-        " --out {output} --log {log}"
+        " --shard {params.shard:q} --snapshots {input.snapshots:q} --evalset {input.evalset:q}"
+        " --out {output:q} --log {log:q}"
 
 
 rule heads:
@@ -50,8 +50,8 @@ rule heads:
         shard=shard_arg,
     shell:
         "python -m inductionheads heads --settings {params.settings:q} --threads {threads}"
-        " --shard {params.shard} --snapshots {input.snapshots} --evalset {input.evalset}"
-        " --out {output} --log {log}"
+        " --shard {params.shard:q} --snapshots {input.snapshots:q} --evalset {input.evalset:q}"
+        " --out {output:q} --log {log:q}"
 
 
 rule merge_shards:
@@ -73,5 +73,5 @@ rule merge_shards:
     params:
         code=CODE["merge"],
     shell:
-        "python -m inductionheads merge {wildcards.kind} --shards {input.shards}"
-        " --out {output} --log {log}"
+        "python -m inductionheads merge {wildcards.kind:q} --shards {input.shards:q}"
+        " --out {output:q} --log {log:q}"

@@ -30,7 +30,7 @@ rule manifest:
     params:
         code=CODE["manifest"],
     shell:
-        "python -m inductionheads manifest --inputs {input} --out {output} --log {log}"
+        "python -m inductionheads manifest --inputs {input:q} --out {output:q} --log {log:q}"
 
 
 rule report_html:
@@ -55,6 +55,6 @@ rule report_html:
         benchmarks=f"{RESULTS}/benchmarks",
         captions=Path(workflow.basedir) / "workflow" / "report",
     shell:
-        "python -m inductionheads report --settings {params.config:q} --claims {input.claims}"
-        " --figures {input.figures} --heads {input.heads} --benchmarks {params.benchmarks}"
-        " --captions {params.captions} --out {output} --log {log}"
+        "python -m inductionheads report --settings {params.config:q} --claims {input.claims:q}"
+        " --figures {input.figures:q} --heads {input.heads:q} --benchmarks {params.benchmarks:q}"
+        " --captions {params.captions:q} --out {output:q} --log {log:q}"

@@ -20,7 +20,7 @@ rule train:
         code=CODE["train"],
     shell:
         "python -m inductionheads train --settings {params.settings:q} --threads {threads}"
-        " --tokens {input.tokens} --out {output.snapshots} --log {log}"
+        " --tokens {input.tokens:q} --out {output.snapshots:q} --log {log:q}"
 
 
 rule import_checkpoints:
@@ -44,4 +44,4 @@ rule import_checkpoints:
         code=CODE["import"],
     shell:
         "python -m inductionheads import --settings {params.settings:q}"
-        " --tokens {input.tokens} --out {output.snapshots} --log {log}"
+        " --tokens {input.tokens:q} --out {output.snapshots:q} --log {log:q}"
