@@ -11,7 +11,6 @@ import torch
 
 from inductionheads import corpus, evalset, snapshots
 from inductionheads.model import Transformer
-from inductionheads.train import param_axes
 
 PHASE = {
     "icl_smoothing": 3,
@@ -57,5 +56,5 @@ def make_inputs(root: Path, spec: dict, n_snapshots: int) -> tuple[Path, Path]:
         return Transformer({**spec, "output_init": "normal"}, vocab).state_dict()
 
     steps = np.arange(n_snapshots) * 100
-    snapshots.write(root / "snapshots.h5", spec, vocab, steps, 4096, np.zeros(1), state, param_axes)
+    snapshots.write(root / "snapshots.h5", spec, vocab, steps, 4096, np.zeros(1), state)
     return root / "snapshots.h5", root / "evalset.h5"

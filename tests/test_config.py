@@ -151,3 +151,24 @@ def test_empty_and_binary_corpus_files_are_named_and_too_few_documents_fail(tmp_
     assert "empty.py (empty)" in caplog.text and "image.py (binary" in caplog.text
     with pytest.raises(ConfigError, match=r"1 usable file.*image\.py \(binary"):
         validate(corpus_config(tmp_path, "a.py", "image.py", "empty.py"), SCHEMA)
+
+
+def test_a_rules_code_digest_follows_the_package_imports_of_its_module(tmp_path, monkeypatch):
+    import importlib.util
+    import types
+
+    from inductionheads import config
+
+    package = tmp_path / "inductionheads"
+    package.mkdir()
+    (package / "stage.py").write_text("from . import helper\n")
+    (package / "helper.py").write_text("def f():\n    from .deep import g  # lazy\n")
+    (package / "deep.py").write_text("x = 1\n")
+    (package / "other.py").write_text("y = 1\n")
+    found = types.SimpleNamespace(submodule_search_locations=[str(package)])
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: found)
+    before = config.code_digest("stage")
+    (package / "other.py").write_text("y = 2\n")  # not imported: nothing reruns
+    assert config.code_digest("stage") == before
+    (package / "deep.py").write_text("x = 2\n")  # imported two steps down, inside a function
+    assert config.code_digest("stage") != before

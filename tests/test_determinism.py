@@ -1,5 +1,5 @@
 """Determinism: the same settings and seed give identical HDF5 contents with the same thread count;
-with another thread count, results agree within the tolerance the README states."""
+with another thread count, results agree within the tolerance docs/reliability.md states."""
 
 import h5py
 import numpy as np
@@ -14,7 +14,7 @@ SPEC = dict(
     batch_size=8, steps=100, n_snapshots=2, lr=0.003, warmup_steps=10, lr_schedule="constant",
     weight_decay=0.05, grad_clip=0.0, seed=0,
 )  # fmt: skip
-TOLERANCE = dict(rtol=1e-4, atol=1e-5)  # across thread counts; README "Reliability"
+TOLERANCE = dict(rtol=1e-4, atol=1e-5)  # across thread counts; docs/reliability.md
 
 
 def datasets(path):

@@ -29,7 +29,7 @@ def induction_pattern() -> torch.Tensor:
 
 
 def naive_prefix_matching(A: np.ndarray) -> float:
-    """Loop over queries, spelled out from methods.md §5."""
+    """Loop over queries, spelled out from docs/methods.md §5."""
     per_query = []
     for k in range(1, N_REP):
         for j in range(R):
@@ -73,7 +73,7 @@ def test_random_patterns_match_naive_loop_per_head_and_batch():
 
 
 def naive_copying(A, x, tokens, W_V, b_V, W_O, W_U_eff, include_bos):
-    """One head, one sequence, loops over queries and tokens (methods.md §5)."""
+    """One head, one sequence, loops over queries and tokens (docs/methods.md §5)."""
     A, x, tokens = A.double(), x.double(), list(tokens.tolist())
     if not include_bos:
         A = A[:, 1:] / A[:, 1:].sum(-1, keepdim=True)

@@ -1,4 +1,4 @@
-"""Head ablations over training (methods.md §6): every head of every scheduled snapshot, removed two
+"""Head ablations over training (docs/methods.md §6): every head of every scheduled snapshot, removed two
 ways, and what its removal does to the ICL score and to the per-token losses.
 
 - Full ablation: the head's output is zeroed and everything downstream recomputed. All heads of a

@@ -1,4 +1,4 @@
-"""The paper's claims C1-C7 (methods.md §8), evaluated from the stored results into claims.json.
+"""The paper's claims C1-C7 (docs/methods.md §8), evaluated from the stored results into claims.json.
 
 Every claim is evaluated in every replicate (the r-th run of every model) and gets a status there:
 `pass`, `fail`, or `not-evaluable` with the reason (the models or results it needs are not in the
@@ -486,7 +486,5 @@ def run(
         ],
         "thresholds": settings["thresholds"],
     }
-    out = Path(out_path)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps(document, indent=2, allow_nan=False) + "\n")
-    tmp.replace(out)
+    with h5io.atomic_path(out_path) as tmp:
+        tmp.write_text(json.dumps(document, indent=2, allow_nan=False) + "\n")

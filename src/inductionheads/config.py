@@ -6,6 +6,7 @@ Imported by the Snakefile at parse time, so it imports neither torch nor h5py; j
 
 from __future__ import annotations
 
+import ast
 import glob
 import hashlib
 import importlib.util
@@ -251,17 +252,28 @@ def digest(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def code_digest(*modules: str) -> str:
-    """Content hash of package modules, so that a rule reruns when the code it calls changes.
+def code_digest(module: str) -> str:
+    """Content hash of a package module and of every package module it imports, transitively (lazy
+    imports inside functions included), so that a rule reruns when any code it runs changes.
 
-    Snakemake's own code trigger sees a rule's shell text, never the modules it imports. Located
-    without importing (importlib's find_spec), so no torch is loaded at parse time.
+    Snakemake's own code trigger sees a rule's shell text, never the modules it imports. Located and
+    parsed without importing (importlib's find_spec, ast), so no torch is loaded at parse time.
     """
     spec = importlib.util.find_spec("inductionheads")
     if spec is None or not spec.submodule_search_locations:
         raise ConfigError("package inductionheads is not installed: run `pip install -e .`")
     root = Path(next(iter(spec.submodule_search_locations)))
+    seen: set[str] = set()
+    todo = [module]
+    while todo:
+        name = todo.pop()
+        if name in seen or not (root / f"{name}.py").is_file():
+            continue
+        seen.add(name)
+        for node in ast.walk(ast.parse((root / f"{name}.py").read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:  # from .x import y / from . import x
+                todo += [node.module.split(".")[0]] if node.module else [a.name for a in node.names]
     sha = hashlib.sha256()
-    for module in modules:
-        sha.update((root / f"{module}.py").read_bytes())
+    for name in sorted(seen):
+        sha.update(name.encode() + (root / f"{name}.py").read_bytes())
     return sha.hexdigest()[:16]

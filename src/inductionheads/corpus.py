@@ -199,9 +199,8 @@ def build(
         h5io.write(f, "train_token_counts", counts, ("vocab",), units="count")
         f.attrs["heldout_doc_ids"] = "\n".join(d.doc_id for d in heldout)
         f.attrs["skipped_files"] = "\n".join(skipped)  # files left out, each with why
-    tmp = Path(tokenizer_path).with_name(Path(tokenizer_path).name + ".tmp")
-    tmp.write_text(tokenizer_json)
-    tmp.replace(tokenizer_path)
+    with h5io.atomic_path(tokenizer_path) as tmp:
+        tmp.write_text(tokenizer_json)
 
 
 def read_tokens(path: str | Path, split_name: str) -> np.ndarray:

@@ -1,8 +1,8 @@
 """The fixed measurement inputs of an experiment, shared by every snapshot of every model.
 
-- `contexts` [example, position]: held-out windows for per-token losses (methods.md §4), with one
+- `contexts` [example, position]: held-out windows for per-token losses (docs/methods.md §4), with one
   fixed random context index per example (`random_index`) for the random-token loss vector;
-- `repeated` [sequence, position]: BOS + r repeated n times, r random tokens (methods.md §5), drawn
+- `repeated` [sequence, position]: BOS + r repeated n times, r random tokens (docs/methods.md §5), drawn
   from the vocabulary minus BOS and the most and least frequent training tokens.
 """
 

@@ -627,7 +627,6 @@ def draw(names: list[str], inputs: Inputs, out_dir: str | Path, settings: dict[s
     for name in names:
         fig = FIGURES[name](inputs, settings)
         fig.tight_layout(rect=(0, 0, 1, 0.97 if fig.get_suptitle() else 1))
-        tmp = out_dir / f"{name}.tmp.png"
-        fig.savefig(tmp, dpi=settings["dpi"])
+        with h5io.atomic_path(out_dir / f"{name}.png", suffix=".tmp.png") as tmp:
+            fig.savefig(tmp, dpi=settings["dpi"])
         plt.close(fig)
-        tmp.replace(out_dir / f"{name}.png")

@@ -35,39 +35,48 @@ class H5Error(RuntimeError):
     """A missing, unreadable or foreign HDF5 input; the message names the file."""
 
 
-@contextmanager
-def atomic_writer(path: str | Path, stage: str, config_hash: str, **attrs: Any) -> Iterator[h5py.File]:
-    """Open `path`.tmp for writing and rename it to `path` only when the block completes.
+class WriteFailure(OSError):
+    """A write that failed (a full disk, most often), with the file and the space; see `write_failure`."""
 
-    A killed job leaves at most a `.tmp` file, never a file under the final name; a failed one not
-    even that. A full disk is reported with the file and the space.
-    """
+
+@contextmanager
+def atomic_path(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
+    """A temporary path beside `path`, renamed to `path` only when the block completes: the one way
+    every output is written. A killed job leaves at most the temporary file, never a file under the
+    final name; a failed one not even that. A full disk is reported with the file and the space."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(path.name + suffix)
     tmp.unlink(missing_ok=True)
     try:
-        with h5py.File(tmp, "w") as f:
-            f.attrs["stage"] = stage
-            f.attrs["package_version"] = __version__
-            f.attrs["config_hash"] = config_hash
-            f.attrs["created"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-            for key, value in attrs.items():
-                # sorted keys: equal settings give equal bytes, so equal fingerprints
-                f.attrs[key] = json.dumps(value, sort_keys=True) if isinstance(value, dict | list) else value
-            yield f
-            f.attrs["integrity"] = _seal(f)
-            f.attrs["complete"] = True
+        yield tmp
         os.replace(tmp, path)
     except OSError as exc:
         written = tmp.stat().st_size if tmp.exists() else 0
         tmp.unlink(missing_ok=True)
-        if disk_full(exc):
+        if disk_full(exc) and not isinstance(exc, WriteFailure):
             raise write_failure(path, exc, written) from exc
         raise
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+@contextmanager
+def atomic_writer(path: str | Path, stage: str, config_hash: str, **attrs: Any) -> Iterator[h5py.File]:
+    """An HDF5 output of `stage`, written through `atomic_path`, with the file attributes and, when the
+    block completes, the checksums."""
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        f.attrs["stage"] = stage
+        f.attrs["package_version"] = __version__
+        f.attrs["config_hash"] = config_hash
+        f.attrs["created"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        for key, value in attrs.items():
+            # sorted keys: equal settings give equal bytes, so equal fingerprints
+            f.attrs[key] = json.dumps(value, sort_keys=True) if isinstance(value, dict | list) else value
+        yield f
+        f.attrs["integrity"] = _seal(f)
+        f.attrs["complete"] = True
 
 
 def disk_full(exc: BaseException) -> bool:
@@ -84,13 +93,13 @@ def size_text(n: float) -> str:
     return f"{n:.0f} TB"
 
 
-def write_failure(path: Path, exc: BaseException, written: int, needed: int | None = None) -> OSError:
+def write_failure(path: Path, exc: BaseException, written: int, needed: int | None = None) -> WriteFailure:
     """The error for a failed write of `path` (`needed` bytes, when known): the file, and the space
     written, free and needed."""
     free = shutil.disk_usage(path.parent).free
     full = disk_full(exc) or (needed is not None and free < needed)
     need = f"about {size_text(needed)}" if needed is not None else "more than is free"
-    return OSError(
+    return WriteFailure(
         errno.ENOSPC if full else errno.EIO,
         f"{path}: could not be written: {exc.__class__.__name__}: {str(exc).splitlines()[0]}. "
         f"{size_text(written)} were written before it failed and {size_text(free)} are free on its file "
@@ -331,10 +340,8 @@ def write_manifest(paths: list[str], out: str | Path) -> None:
     """A TSV with one row per HDF5 file (`MANIFEST_COLUMNS`), written atomically."""
     lines = ["\t".join(MANIFEST_COLUMNS)]
     lines += ["\t".join(manifest_row(p)[c] for c in MANIFEST_COLUMNS) for p in paths]
-    out = Path(out)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text("\n".join(lines) + "\n")
-    tmp.replace(out)
+    with atomic_path(out) as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
 
 
 # attributes that describe one file rather than its contents: never carried into a merged file

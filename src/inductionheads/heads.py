@@ -1,4 +1,4 @@
-"""Head scores at every snapshot (methods.md §5): prefix matching and copying on repeated random
+"""Head scores at every snapshot (docs/methods.md §5): prefix matching and copying on repeated random
 tokens, previous-token attention on held-out text, and two weight-based companions (the OV-circuit
 eigenvalue copying score and the QK-trace prefix-matching score). All arrays are [snapshot, layer, head].
 
@@ -72,7 +72,7 @@ def copying(
     W_logit: torch.Tensor,
     include_bos: bool,
 ) -> torch.Tensor:
-    """Copying score of every head of one layer, averaged over `pattern`'s queries (methods.md §5).
+    """Copying score of every head of one layer, averaged over `pattern`'s queries (docs/methods.md §5).
 
     pattern [B, H, Q, S] (the scored queries only), attn_in [B, S, D] (the heads' LayerNormed input),
     tokens [B, S]. o_s = relu(centred logit effect of the head's output at source s);
@@ -131,7 +131,7 @@ def ov_copying(model: Transformer) -> np.ndarray:
 
 @torch.no_grad()
 def qk_trace(model: Transformer, previous_token_scores: np.ndarray) -> np.ndarray:
-    """Prefix matching read from the weights [layer, head], NaN in layer 1 (methods.md §5).
+    """Prefix matching read from the weights [layer, head], NaN in layer 1 (docs/methods.md §5).
 
     For a head in layer l >= 2, the K-composition term of its QK circuit: queries from the token
     embedding, keys from what earlier heads write into the key position, each earlier head weighted by

@@ -112,6 +112,7 @@ def to_hooked_transformer(model: Transformer):
 def export(snapshots_path: str | Path, out_dir: str | Path, indices: list[int] | None = None) -> list[Path]:
     """Write `config.json` (HookedTransformerConfig arguments) and one TransformerLens state dict per
     snapshot, `step_<step>.pt`, into `out_dir`: the layout `import_series` reads."""
+    from . import h5io
     from .snapshots import SnapshotReader
 
     out_dir = Path(out_dir)
@@ -122,9 +123,8 @@ def export(snapshots_path: str | Path, out_dir: str | Path, indices: list[int] |
         (out_dir / "config.json").write_text(json.dumps(cfg, indent=1) + "\n")
         for index in indices if indices is not None else range(len(snaps)):
             path = out_dir / f"step_{int(snaps.steps[index]):08d}.pt"
-            tmp = path.with_name(path.name + ".tmp")
-            torch.save(to_hooked_state_dict(snaps.model(index)), tmp)
-            tmp.replace(path)
+            with h5io.atomic_path(path) as tmp:
+                torch.save(to_hooked_state_dict(snaps.model(index)), tmp)
             written.append(path)
     log.info("exported %d snapshots of %s to %s", len(written), snapshots_path, out_dir)
     return written
@@ -207,7 +207,6 @@ def import_series(settings: dict[str, Any], tokens_path: str | Path, out_path: s
     """A snapshot file from a checkpoint series (settings: the model's `name`, `family`, `n_layers`
     and its `checkpoints` source with `tokens_per_step`), read by every measurement rule unchanged."""
     from . import h5io, snapshots
-    from .train import param_axes
 
     with h5io.open_input(tokens_path, "corpus") as f:
         vocab = int(f.attrs["vocab_size"])
@@ -242,7 +241,6 @@ def import_series(settings: dict[str, Any], tokens_path: str | Path, out_path: s
         source["tokens_per_step"],
         [],  # a checkpoint series carries no training-loss curve
         state,
-        param_axes,
         device="imported",
     )
     log.info("imported %d checkpoints of %s (steps %d-%d)", len(steps), where, steps[0], steps[-1])

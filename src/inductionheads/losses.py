@@ -1,6 +1,6 @@
 """Per-token losses of every snapshot on the fixed held-out contexts, and the in-context learning score.
 
-Stored per model (methods.md §4): the full loss matrix [snapshot, example, i] (float16, gzip), its
+Stored per model (docs/methods.md §4): the full loss matrix [snapshot, example, i] (float16, gzip), its
 mean over examples [snapshot, i] and the random-token vector [snapshot, example] (float32), and the
 ICL score with its standard error [snapshot]. Column i-1 holds L_i, the loss of token i.
 """

@@ -3,7 +3,7 @@
 Residual stream x_0 = W_E[tokens]; per layer x += Attn(LN(x)) (and x += MLP(LN(x)) in the with-MLP
 family); logits = LN(x) @ W_U + b_U. Positions are Shortformer-style: a fixed sinusoid, times the spec's
 `position_scale`, added to the inputs of the query and key projections only, never to the residual
-stream or the values (methods.md §2). The scale sets how loud position is against the LayerNormed token
+stream or the values (docs/methods.md §2). The scale sets how loud position is against the LayerNormed token
 (each of unit RMS per dimension, the sinusoid's entries of RMS 0.71 times the scale).
 
 Families: attention-only; with-mlp (d_mlp = 4 d_model, GELU); smeared-key (attention-only, each head's
@@ -30,7 +30,7 @@ from torch import nn
 
 FAMILIES = ("attention-only", "with-mlp", "smeared-key")
 # How W_O and the MLP's W_out start. Zero: the residual stream at initialisation is the token embedding
-# alone, so no layer starts with a smoother input than the first (README: Methods).
+# alone, so no layer starts with a smoother input than the first (docs/methods.md).
 OUTPUT_INITS = ("zero", "normal")
 
 

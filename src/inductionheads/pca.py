@@ -1,4 +1,4 @@
-"""Joint PCA of per-token-loss vectors across the snapshots of every model (methods.md §7).
+"""Joint PCA of per-token-loss vectors across the snapshots of every model (docs/methods.md §7).
 
 Each snapshot is one point: its random-token loss vector (one fixed random context index per held-out
 example, the same for every model). The vectors of all snapshots of all models are stacked, centred

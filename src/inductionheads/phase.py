@@ -1,4 +1,4 @@
-"""The phase-change window of one model (methods.md §7).
+"""The phase-change window of one model (docs/methods.md §7).
 
 From the ICL score over training:
 

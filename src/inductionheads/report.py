@@ -233,7 +233,5 @@ def build(
         f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>inductionheads: '
         f"{_e(experiment)}</title><style>{STYLE}</style></head><body>{''.join(sections)}</body></html>\n"
     )
-    out = Path(out_path)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(page)
-    tmp.replace(out)
+    with h5io.atomic_path(out_path) as tmp:
+        tmp.write_text(page)

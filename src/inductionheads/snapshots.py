@@ -20,6 +20,33 @@ from .model import Transformer
 
 STAGE = "train"
 
+# The axes of each parameter (by the last part of its TransformerLens-style name), after `snapshot`.
+PARAM_AXES = {
+    "W_Q": ("head", "d_model", "d_head"),
+    "W_K": ("head", "d_model", "d_head"),
+    "W_V": ("head", "d_model", "d_head"),
+    "W_O": ("head", "d_head", "d_model"),
+    "b_Q": ("head", "d_head"),
+    "b_K": ("head", "d_head"),
+    "b_V": ("head", "d_head"),
+    "b_O": ("d_model",),
+    "W_E": ("vocab", "d_model"),
+    "W_U": ("d_model", "vocab"),
+    "b_U": ("vocab",),
+    "alpha_smear": ("head",),
+    "pos": ("position", "d_model"),
+    "W_in": ("d_model", "d_mlp"),
+    "b_in": ("d_mlp",),
+    "W_out": ("d_mlp", "d_model"),
+    "b_out": ("d_model",),
+    "weight": ("d_model",),
+    "bias": ("d_model",),
+}
+
+
+def param_axes(name: str) -> tuple[str, ...]:
+    return PARAM_AXES[name.rsplit(".", 1)[-1]]
+
 
 def shard_positions(positions: np.ndarray, shard: tuple[int, int], what: str) -> np.ndarray:
     """Shard `shard` = (index, count) of `positions`: contiguous near-equal ranges, in order, so that
@@ -44,7 +71,6 @@ def write(
     tokens_per_step: int,
     train_loss: np.ndarray,
     state: Callable[[int], dict[str, torch.Tensor]],
-    param_axes: Callable[[str], tuple[str, ...]],
     **attrs: Any,
 ) -> None:
     """Write a snapshot file: `state(i)` gives snapshot i's state dict, read one at a time."""

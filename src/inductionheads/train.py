@@ -26,33 +26,6 @@ from .schedule import snapshot_steps
 log = logging.getLogger(__name__)
 
 
-PARAM_AXES = {
-    "W_Q": ("head", "d_model", "d_head"),
-    "W_K": ("head", "d_model", "d_head"),
-    "W_V": ("head", "d_model", "d_head"),
-    "W_O": ("head", "d_head", "d_model"),
-    "b_Q": ("head", "d_head"),
-    "b_K": ("head", "d_head"),
-    "b_V": ("head", "d_head"),
-    "b_O": ("d_model",),
-    "W_E": ("vocab", "d_model"),
-    "W_U": ("d_model", "vocab"),
-    "b_U": ("vocab",),
-    "alpha_smear": ("head",),
-    "pos": ("position", "d_model"),
-    "W_in": ("d_model", "d_mlp"),
-    "b_in": ("d_mlp",),
-    "W_out": ("d_mlp", "d_model"),
-    "b_out": ("d_model",),
-    "weight": ("d_model",),
-    "bias": ("d_model",),
-}
-
-
-def param_axes(name: str) -> tuple[str, ...]:
-    return PARAM_AXES[name.rsplit(".", 1)[-1]]
-
-
 def lr_at(step: int, spec: dict[str, Any]) -> float:
     """Learning rate for optimizer step `step` (0-based)."""
     lr, warmup, total = spec["lr"], spec["warmup_steps"], spec["steps"]
@@ -123,14 +96,12 @@ class Checkpoints:
         self.fingerprint = fingerprint
 
     def _save(self, obj: Any, name: str) -> None:
-        tmp = self.dir / f"{name}.tmp"
-        try:
-            torch.save(obj, tmp)
-        except (OSError, RuntimeError) as exc:  # a full disk: torch reports only a stream error
-            written = tmp.stat().st_size if tmp.exists() else 0
-            tmp.unlink(missing_ok=True)
-            raise h5io.write_failure(self.dir / name, exc, written, _nbytes(obj)) from exc
-        tmp.replace(self.dir / name)
+        with h5io.atomic_path(self.dir / name) as tmp:
+            try:
+                torch.save(obj, tmp)
+            except (OSError, RuntimeError) as exc:  # a full disk: torch reports only a stream error
+                written = tmp.stat().st_size if tmp.exists() else 0
+                raise h5io.write_failure(self.dir / name, exc, written, _nbytes(obj)) from exc
 
     def save(self, index: int, step: int, model, opt, losses: np.ndarray) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -144,9 +115,8 @@ class Checkpoints:
             "losses": torch.from_numpy(losses[:step].copy()),
         }
         self._save(state, "state.pt")
-        tmp = self.dir / "fingerprint.tmp"
-        tmp.write_text(self.fingerprint)
-        tmp.replace(self.dir / "fingerprint")
+        with h5io.atomic_path(self.dir / "fingerprint") as tmp:
+            tmp.write_text(self.fingerprint)
 
     def load(self) -> dict | None:
         """The newest resume state if it belongs to this training run, else None (and a fresh start)."""
@@ -284,7 +254,6 @@ def train(
         B * T,
         losses,
         checkpoints.snapshot,
-        param_axes,
         device=device.type,
         precision=precision,
     )

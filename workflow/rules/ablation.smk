@@ -1,4 +1,4 @@
-# Every head removed at scheduled snapshots, full and pattern-preserving (methods.md §6); needs the
+# Every head removed at scheduled snapshots, full and pattern-preserving (docs/methods.md §6); needs the
 # model's phase-change window for the before-and-after vector. Sharded like the measurements.
 
 

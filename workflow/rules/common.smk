@@ -229,29 +229,26 @@ CLAIMS_SETTINGS = {
     },
 }
 
-# Content hashes of the modules each stage runs: Snakemake's code trigger never sees them.
-CODE = {
-    "corpus": code_digest("corpus", "corpus_files", "h5io"),
-    "evalset": code_digest("evalset", "h5io"),
-    "train": code_digest(
-        "train", "config", "schedule", "device", "model", "snapshots", "h5io"
-    ),
-    "import": code_digest(
-        "interop", "train", "config", "schedule", "device", "model", "snapshots", "h5io"
-    ),
-    "losses": code_digest("losses", "icl", "device", "model", "snapshots", "h5io"),
-    "heads": code_digest("heads", "device", "model", "snapshots", "h5io"),
-    "merge": code_digest("h5io"),
-    "phase": code_digest("phase", "h5io"),
-    "pca": code_digest("pca", "h5io"),
-    "ablation": code_digest(
-        "ablation", "schedule", "device", "phase", "model", "snapshots", "h5io"
-    ),
-    "claims": code_digest("claims", "pca", "phase", "h5io"),
-    "figures": code_digest("figures", "icl", "pca", "phase", "h5io"),
-    "manifest": code_digest("h5io"),
-    "report": code_digest("report", "h5io"),
+# The module each rule's job runs (python -m inductionheads STAGE)
+RULE_MODULES = {
+    "corpus": "corpus",
+    "evalset": "evalset",
+    "train": "train",
+    "import": "interop",
+    "losses": "losses",
+    "heads": "heads",
+    "merge": "h5io",
+    "phase": "phase",
+    "pca": "pca",
+    "ablation": "ablation",
+    "claims": "claims",
+    "figures": "figures",
+    "manifest": "h5io",
+    "report": "report",
 }
+# Content hashes of the code each rule runs (its module and every package module that imports,
+# transitively): Snakemake's code trigger never sees them.
+CODE = {rule: code_digest(module) for rule, module in RULE_MODULES.items()}
 
 PER_MODEL_FIGURES = [
     "loss_heatmap",
