@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from . import device as devices
-from . import h5io, phase
+from . import h5io, phase, readers
 from .model import Cache, Transformer, layer_norm
 from .schedule import ablated_positions
 from .snapshots import SnapshotReader, shard_positions
@@ -198,18 +198,16 @@ def before_after_vector(losses_path: str | Path, window: dict | None, n_examples
     loss vector; None without a phase change."""
     if not window or not window["has_phase_change"]:
         return None
-    with h5io.open_input(losses_path, "losses") as f:
-        v_start = h5io.read(f, "random_token_loss", window["start"])[:n_examples]
-        v_end = h5io.read(f, "random_token_loss", window["end"])[:n_examples]
-    d = (v_end - v_start).astype(np.float64)
+    v = readers.losses(losses_path).random_token_loss
+    d = (v[window["end"], :n_examples] - v[window["start"], :n_examples]).astype(np.float64)
     return d / np.linalg.norm(d)
 
 
 def induction_heads(heads_path: str | Path, settings: dict[str, Any]) -> np.ndarray:
     """[layer, head] mask of induction heads at the last snapshot: prefix matching and copying at or
     above their thresholds."""
-    with h5io.open_input(heads_path, "heads") as f:
-        pm, cp = h5io.read(f, "prefix_matching", -1), h5io.read(f, "copying", -1)
+    scores = readers.heads(heads_path).scores
+    pm, cp = scores["prefix_matching"][-1], scores["copying"][-1]
     return (pm >= settings["induction_prefix_matching"]) & (cp >= settings["induction_copying"])
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from . import h5io, pca, phase
+from . import h5io, pca, phase, readers
 
 log = logging.getLogger(__name__)
 
@@ -349,17 +349,15 @@ def load_models(
     out: dict[int, list[Model]] = {r: [] for r in replicates}
     for i, run in enumerate(runs):
         name, seed = run["name"], run["seed"]
-        with h5io.open_input(losses[i], "losses") as f:
-            icl, tokens = h5io.read(f, "icl_score"), h5io.read(f, "tokens_seen")
-            heldout = h5io.read(f, "mean_loss").mean(1)
-            found = (str(f.attrs["model"]), int(f.attrs["seed"]))
-        if found != (name, seed) or name not in projected[run["replicate"]]:
+        measured = readers.losses(losses[i])
+        icl, tokens = measured.icl_score, measured.tokens_seen
+        heldout = measured.mean_loss.mean(1)
+        if (measured.model, measured.seed) != (name, seed) or name not in projected[run["replicate"]]:
             raise ValueError(
-                f"{losses[i]} holds model {found[0]} seed {found[1]}, expected {name} seed {seed} "
-                "(files out of order?)"
+                f"{losses[i]} holds model {measured.model} seed {measured.seed}, expected {name} seed "
+                f"{seed} (files out of order?)"
             )
-        with h5io.open_input(heads[i], "heads") as f:
-            prefix = h5io.read(f, "prefix_matching")
+        prefix = readers.heads(heads[i]).scores["prefix_matching"]
         read = phase.read(phases[i])
         out[run["replicate"]].append(
             Model(
@@ -442,11 +440,9 @@ def summarize(by_replicate: dict[int, list[dict[str, Any]]]) -> list[dict[str, A
 def ablation_summary(path: str | Path) -> dict[str, Any]:
     """What claim C6 reads: the induction heads, the clean final ICL score and the share of it that
     pattern-preserving ablation of all induction heads together removes."""
-    with h5io.open_input(path, "ablation") as f:
-        inductive = h5io.read(f, "induction_heads").astype(bool)
-        clean = float(h5io.read(f, "clean_icl_score")[-1])
-        joint = json.loads(f.attrs["induction_heads_joint_delta_icl"])
-        step = int(h5io.read(f, "steps")[-1])
+    result = readers.ablation(path)
+    inductive, joint = result.induction_heads, result.joint_delta_icl
+    clean, step = float(result.clean_icl_score[-1]), int(result.steps[-1])
     heads = [f"{layer + 1}.{head}" for layer, head in zip(*np.nonzero(inductive), strict=True)]
     out: dict[str, Any] = {"step": step, "induction_heads": heads, "clean_icl": round(clean, 4)}
     if heads:

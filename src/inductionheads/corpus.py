@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from . import h5io
-from .corpus_files import file_paths, read_text_file
+from .corpus_files import BINARY, file_paths, read_text_file
 
 BOS = "<|bos|>"
 log = logging.getLogger(__name__)
@@ -154,11 +154,14 @@ def build(
     the token store."""
     skipped: list[str] = []
     docs = documents(corpus, skipped)
-    if skipped:
-        log.warning(
+    if skipped:  # an empty file is common (an __init__.py); a binary one is worth a warning
+        binary = [s for s in skipped if s.endswith(BINARY)]
+        log.log(
+            logging.WARNING if binary else logging.INFO,
             "corpus: left out %d file(s), listed in the attribute skipped_files: %s",
             len(skipped),
-            "; ".join(skipped[:20]) + ("; ..." if len(skipped) > 20 else ""),
+            "; ".join((binary + [s for s in skipped if s not in binary])[:20])
+            + ("; ..." if len(skipped) > 20 else ""),
         )
     seed = corpus.get("seed", 0)
     train, heldout = split(docs, corpus["heldout_fraction"], seed)

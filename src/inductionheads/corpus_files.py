@@ -6,6 +6,8 @@ from __future__ import annotations
 import glob
 from pathlib import Path
 
+BINARY = "binary (it contains NUL bytes)"
+
 
 def file_paths(patterns: list[str]) -> list[Path]:
     paths: set[Path] = set()
@@ -27,6 +29,6 @@ def read_text_file(path: Path) -> tuple[str, str]:
     except OSError as exc:
         raise OSError(f"corpus file {path} is unreadable: {exc.strerror or exc}") from None
     if b"\0" in data:
-        return "", "binary (it contains NUL bytes)"
+        return "", BINARY
     text = data.decode("utf-8", errors="replace")
     return (text, "") if text.strip() else ("", "empty")

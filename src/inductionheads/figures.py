@@ -22,17 +22,11 @@ import seaborn as sns  # noqa: E402
 from matplotlib.colors import TwoSlopeNorm  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from . import h5io, pca, phase  # noqa: E402
+from . import h5io, pca, phase, readers  # noqa: E402
 from .icl import dloss_dlog_index  # noqa: E402
 
 Inputs = dict[str, list[str]]
 WINDOW_COLOUR = "#f4a261"
-
-
-def _model_name(f) -> str:
-    if "spec" in f.attrs:
-        return h5io.read_json_attr(f, "spec")["name"]
-    return str(f.attrs["model"])
 
 
 def _smooth(y: np.ndarray, window: int) -> np.ndarray:
@@ -69,7 +63,7 @@ def training_loss(inputs: Inputs, settings: dict[str, Any]) -> plt.Figure:
         with h5io.open_input(path, "train") as f:
             loss = h5io.read(f, "train_loss")
             per_step = int(f.attrs["tokens_per_step"])
-            name = _model_name(f)
+            name = h5io.read_json_attr(f, "spec")["name"]
         if not len(loss):  # an imported checkpoint series carries no training-loss curve
             continue
         w = settings["smoothing_window"]
@@ -113,16 +107,13 @@ def _curves(inputs: Inputs) -> list[Curves]:
     windows = _windows(inputs)
     out = []
     for i, path in enumerate(inputs["losses"]):
-        with h5io.open_input(path, "losses") as f:
-            name, seed = _model_name(f), int(f.attrs["seed"])
-            x, y, se, mean = (
-                h5io.read(f, k) for k in ("tokens_seen", "icl_score", "icl_score_se", "mean_loss")
-            )
-            early, late = int(f.attrs["icl_early"]), int(f.attrs["icl_late"])
-        c = Curves(name, "", 0, x, y, se, mean, early, late, windows.get((name, seed)), seed=seed)
+        m = readers.losses(path)
+        c = Curves(
+            m.model, "", 0, m.tokens_seen, m.icl_score, m.icl_score_se, m.mean_loss, m.icl_early,
+            m.icl_late, windows.get((m.model, m.seed)), seed=m.seed,
+        )  # fmt: skip
         if inputs.get("heads"):
-            with h5io.open_input(inputs["heads"][i], "heads") as f:
-                c.heads = {k: h5io.read(f, k) for k in f if k not in ("steps", "tokens_seen")}
+            c.heads = readers.heads(inputs["heads"][i]).scores
         if inputs.get("ablation"):
             c.ablation = _ablation(inputs["ablation"][i])
         if inputs.get("snapshots"):
@@ -135,12 +126,11 @@ def _curves(inputs: Inputs) -> list[Curves]:
 
 
 def _ablation(path: str) -> dict[str, Any]:
-    with h5io.open_input(path, "ablation") as f:
-        out = {k: h5io.read(f, k) for k in ("tokens_seen", "clean_icl_score")}
-        for method in ("full", "pattern_preserving"):
-            for k in ("delta_icl_score", "before_after_projection"):
-                out[f"{method}/{k}"] = h5io.read(f, f"{method}/{k}")
-        out["projection_evaluable"] = bool(f.attrs["projection_evaluable"])
+    result = readers.ablation(path)
+    out: dict[str, Any] = {"tokens_seen": result.tokens_seen, "clean_icl_score": result.clean_icl_score}
+    for method, effects in result.effects.items():
+        out.update({f"{method}/{k}": v for k, v in effects.items()})
+    out["projection_evaluable"] = result.projection_evaluable
     return out
 
 
@@ -465,8 +455,8 @@ def _loss_heatmap(inputs: Inputs, title: str, label: str, by_index, cmap: str, c
     """Heatmap over tokens seen and context index (log scale) of `by_index(mean_loss)`, which returns
     (context indices, values [snapshot, index]); `centred` puts zero at the middle of a diverging map."""
     (path,) = inputs["losses"]
-    with h5io.open_input(path, "losses") as f:
-        mean, x, name = h5io.read(f, "mean_loss"), h5io.read(f, "tokens_seen"), _model_name(f)
+    m = readers.losses(path)
+    mean, x, name = m.mean_loss, m.tokens_seen, m.model
     index, values = by_index(mean)
     fig, ax = plt.subplots(figsize=(7, 4.2))
     _heatmap(ax, fig, x, index, values, cmap, label, centred)
@@ -502,9 +492,8 @@ def dloss_heatmap(inputs: Inputs, settings: dict[str, Any]) -> plt.Figure:
 def prefix_matching(inputs: Inputs, settings: dict[str, Any]) -> plt.Figure:
     """Prefix-matching score of every head over training, coloured by layer."""
     (path,) = inputs["heads"]
-    with h5io.open_input(path, "heads") as f:
-        scores, x = h5io.read(f, "prefix_matching"), h5io.read(f, "tokens_seen")
-        name = _model_name(f)
+    run = readers.heads(path)
+    scores, x, name = run.scores["prefix_matching"], run.tokens_seen, run.model
     fig, ax = plt.subplots(figsize=(7, 4.2))
     _head_lines(ax, x, scores, "prefix matching")
     ax.set_ylim(0, 1)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import h5io
+from . import h5io, readers
 
 STAGE = "pca"
 log = logging.getLogger(__name__)
@@ -74,13 +74,11 @@ def read(path: str | Path) -> dict[str, dict[str, np.ndarray]]:
 
 
 def run(losses_paths: list[str], out_path: str | Path, n_components: int) -> None:
-    names, vectors, tokens, hashes = [], [], [], []
-    for path in losses_paths:
-        with h5io.open_input(path, "losses") as f:
-            names.append(str(f.attrs["model"]))
-            vectors.append(h5io.read(f, "random_token_loss"))
-            tokens.append(h5io.read(f, "tokens_seen"))
-            hashes.append(str(f.attrs["evalset_hash"]))
+    runs = [readers.losses(path) for path in losses_paths]
+    names = [run.model for run in runs]
+    vectors = [run.random_token_loss for run in runs]
+    tokens = [run.tokens_seen for run in runs]
+    hashes = [run.evalset_hash for run in runs]
     if len(set(hashes)) > 1:
         raise ValueError(f"losses files {losses_paths} were computed on different evaluation sets")
     scores, components, explained = joint_pca(vectors, n_components)

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from . import h5io
+from . import h5io, readers
 
 STAGE = "phase"
 log = logging.getLogger(__name__)
@@ -186,9 +186,9 @@ def read(path: str | Path) -> dict[str, Any]:
 
 
 def run(losses_path: str | Path, out_path: str | Path, settings: dict[str, Any]) -> None:
-    with h5io.open_input(losses_path, "losses") as f:
-        steps, tokens, icl = (h5io.read(f, k) for k in ("steps", "tokens_seen", "icl_score"))
-        model, seed, config_hash = str(f.attrs["model"]), int(f.attrs["seed"]), str(f.attrs["config_hash"])
+    run = readers.losses(losses_path)
+    steps, tokens, icl = run.steps, run.tokens_seen, run.icl_score
+    model, seed, config_hash = run.model, run.seed, run.config_hash
     window, lasting, slope = find_window(tokens, icl, *(settings[k] for k in SETTINGS))
     described = describe(window, steps, tokens)
     if window is not None:

@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 import yaml
 
-from . import h5io
+from . import h5io, readers
+from .readers import HEAD_SCORES
 
 PACKAGES = ("inductionheads", "torch", "numpy", "h5py", "tokenizers", "snakemake", "matplotlib", "seaborn")
-HEAD_SCORES = ("prefix_matching", "copying", "copying_with_bos", "previous_token", "ov_copying", "qk_trace")
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1400px; color: #222; }
 table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; }
@@ -149,9 +149,9 @@ def _figure(path: str | Path, captions: Path | None) -> str:
 def _heads(paths: list[str], thresholds: dict[str, float]) -> str:
     parts = []
     for path in paths:
-        with h5io.open_input(path, "heads") as f:
-            scores = {k: h5io.read(f, k)[-1] for k in HEAD_SCORES}
-            step, model = int(h5io.read(f, "steps")[-1]), f"{f.attrs['model']} seed {f.attrs['seed']}"
+        run = readers.heads(path)
+        scores = {k: v[-1] for k, v in run.scores.items()}
+        step, model = int(run.steps[-1]), f"{run.model} seed {run.seed}"
         rows, classes = [], []
         for layer, head in np.ndindex(scores["prefix_matching"].shape):
             s = {k: scores[k][layer, head] for k in HEAD_SCORES}
