@@ -102,3 +102,13 @@ def test_a_pretrained_tokenizer_gives_the_ids_of_the_one_trained_here(tmp_path):
         assert a.attrs["bos_id"] == b.attrs["bos_id"] == 0
     with pytest.raises(ValueError, match="corpus.bos_token"):
         corpus.build({**pretrained, "bos_token": "<|nope|>"}, tmp_path / "x.h5", tmp_path / "x.json", "h")
+
+
+def test_a_corpus_file_reads_as_text_mode_would(tmp_path):
+    from inductionheads.corpus_files import read_text_file
+
+    path = tmp_path / "mixed.py"
+    path.write_bytes(b"a = 1\r\nb = 2\rc = '\xe9'\n\r\n")  # CRLF, a lone CR, a latin-1 byte
+    text, why = read_text_file(path)
+    assert why == "" and text == path.read_text(encoding="utf-8", errors="replace")
+    assert text == "a = 1\nb = 2\nc = '\ufffd'\n\n"

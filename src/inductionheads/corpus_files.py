@@ -30,5 +30,6 @@ def read_text_file(path: Path) -> tuple[str, str]:
         raise OSError(f"corpus file {path} is unreadable: {exc.strerror or exc}") from None
     if b"\0" in data:
         return "", BINARY
-    text = data.decode("utf-8", errors="replace")
+    # newlines translated as text mode reads them (\r\n and \r become \n), as the corpus always was
+    text = data.decode("utf-8", errors="replace").replace("\r\n", "\n").replace("\r", "\n")
     return (text, "") if text.strip() else ("", "empty")
