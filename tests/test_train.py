@@ -95,3 +95,42 @@ def test_log_snapshots_are_taken(tokens, tmp_path):
     train({**SPEC, "log_snapshots": 4}, tokens, tmp_path / "log.h5", progress=False)
     with SnapshotReader(tmp_path / "log.h5") as snaps:
         assert snaps.steps.tolist() == snapshot_steps(60, 3, 4).tolist() == [0, 1, 4, 15, 20, 40, 60]
+
+
+@pytest.mark.parametrize("family", ["attention-only", "with-mlp"])
+def test_micro_batches_give_the_one_batch_update(family):
+    """The accumulated gradient equals the one-batch gradient, and so does the update (SGD, where the
+    update is linear in the gradient; Adam's sign-like steps would amplify float rounding in near-zero
+    gradients)."""
+    import torch
+
+    from inductionheads.model import Transformer
+    from inductionheads.train import train_step
+
+    spec = {**SPEC, "family": family, "batch_size": 6, "output_init": "normal"}
+    batch = torch.from_numpy(np.random.default_rng(1).integers(0, 40, size=(6, 32)))
+    results = []
+    for micro in (None, 2, 4):  # one batch; three equal parts; a part of 4 and a part of 2
+        torch.manual_seed(0)
+        model = Transformer(spec, 40)
+        opt = torch.optim.SGD(model.parameters(), lr=0.5)
+        loss = float(train_step(model, model, opt, batch, 0.5, 1.0, micro_batch_size=micro))
+        grads = {k: p.grad.clone() for k, p in model.named_parameters()}
+        results.append((loss, grads, {k: v.detach().clone() for k, v in model.state_dict().items()}))
+    (one_loss, one_grads, one), *accumulated = results
+    for loss, grads, state in accumulated:
+        assert loss == pytest.approx(one_loss, rel=1e-6)
+        for name in one_grads:
+            torch.testing.assert_close(grads[name], one_grads[name], rtol=1e-4, atol=1e-7, msg=name)
+        for name in one:
+            torch.testing.assert_close(state[name], one[name], rtol=1e-5, atol=1e-7, msg=name)
+    torch.manual_seed(0)
+    start = Transformer(spec, 40).state_dict()
+    assert any(not torch.equal(start[k], one[k]) for k in one)  # it is an update
+
+
+def test_a_run_with_micro_batches_trains_like_one_without(tokens, tmp_path):
+    train(SPEC, tokens, tmp_path / "one.h5", progress=False)
+    train({**SPEC, "micro_batch_size": 3}, tokens, tmp_path / "micro.h5", progress=False)
+    with SnapshotReader(tmp_path / "one.h5") as a, SnapshotReader(tmp_path / "micro.h5") as b:
+        np.testing.assert_allclose(b.train_loss(), a.train_loss(), rtol=1e-4, atol=1e-5)

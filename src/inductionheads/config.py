@@ -86,6 +86,7 @@ OPTIONAL_MODEL_SETTINGS = {
     "position_scale": 1.0,
     "output_init": "zero",
     "divergence_ratio": 2.0,
+    "micro_batch_size": None,
 }
 
 

@@ -64,22 +64,32 @@ def train_step(
     lr: float,
     grad_clip: float,
     precision: str = "float32",
+    micro_batch_size: int | None = None,
 ) -> torch.Tensor:
     """One optimizer step on `batch` [B, T]; `forward` is the model or its compiled form, `precision`
-    float32 or bfloat16 (autocast). Returns the mean training loss; a non-finite loss is returned before
-    any update, leaving the model as it was."""
+    float32 or bfloat16 (autocast). With `micro_batch_size` below B the gradient is accumulated over
+    micro-batches of that many sequences, each loss weighted by its share of the batch, so the update is
+    the one-batch update (up to float rounding) in the memory of one micro-batch. Returns the mean
+    training loss; a non-finite loss is returned before any update, leaving the model as it was."""
     for group in opt.param_groups:
         group["lr"] = lr
-    with devices.autocast(batch.device, precision):
-        loss = per_token_losses(forward(batch), batch).mean()
-    if not torch.isfinite(loss):
-        return loss.detach()
+    parts = batch.split(micro_batch_size or len(batch))
     opt.zero_grad(set_to_none=True)
-    loss.backward()
+    total = torch.zeros((), device=batch.device)
+    for part in parts:
+        with devices.autocast(batch.device, precision):
+            loss = per_token_losses(forward(part), part).mean()
+        if len(parts) > 1:
+            loss = loss * (len(part) / len(batch))
+        if not torch.isfinite(loss):
+            opt.zero_grad(set_to_none=True)
+            return loss.detach()
+        loss.backward()
+        total += loss.detach()
     if grad_clip > 0:
         torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
     opt.step()
-    return loss.detach()
+    return total
 
 
 class Checkpoints:
@@ -189,6 +199,7 @@ def train(
     snap_steps = snapshot_steps(n_steps, spec["n_snapshots"], spec.get("log_snapshots", 0))
     losses = np.zeros(n_steps, dtype=np.float32)
     divergence_ratio = spec.get("divergence_ratio", OPTIONAL_MODEL_SETTINGS["divergence_ratio"])
+    micro_batch_size = spec.get("micro_batch_size", OPTIONAL_MODEL_SETTINGS["micro_batch_size"])
 
     run = {"spec": spec, "tokens": tokens_fingerprint, "device": device.type, "precision": precision}
     checkpoints = Checkpoints(out_path, digest(run))
@@ -217,7 +228,9 @@ def train(
     model.train()
     for step in range(first_step, n_steps):
         batch = torch.from_numpy(stream[starts[step, :, None] + offsets].astype(np.int64)).to(device)
-        loss = train_step(model, forward, opt, batch, lr_at(step, spec), spec["grad_clip"], precision)
+        loss = train_step(
+            model, forward, opt, batch, lr_at(step, spec), spec["grad_clip"], precision, micro_batch_size
+        )
         losses[step] = loss.item()
         limit = divergence_ratio * losses[0]
         if not np.isfinite(losses[step]) or losses[step] > limit:
