@@ -113,9 +113,7 @@ def _crc(array: np.ndarray) -> int:
 
 
 def _datasets(f: h5py.File) -> list[h5py.Dataset]:
-    found: list[h5py.Dataset] = []
-    f.visititems(lambda _, obj: found.append(obj) if isinstance(obj, h5py.Dataset) else None)
-    return sorted(found, key=lambda ds: ds.name)
+    return [obj for obj in _objects(f) if isinstance(obj, h5py.Dataset)]
 
 
 def _objects(f: h5py.File) -> list[h5py.Group | h5py.Dataset]:
@@ -149,19 +147,12 @@ def _read_attrs(obj: h5py.Group | h5py.Dataset) -> dict[str, Any]:
         try:
             out[key] = obj.attrs[key]
         except Exception as exc:  # a flipped bit in a string attribute can break its decoding
-            raise H5Error(
-                f"{obj.file.filename}: attribute {key} of {obj.name} is unreadable ({exc}); the file is "
-                "corrupt, delete it and rerun the workflow to rebuild it"
-            ) from exc
+            raise _corrupt(obj.file, f"attribute {key} of {obj.name} is unreadable ({exc})") from exc
     return out
 
 
-def _attr_crcs(obj: h5py.Group | h5py.Dataset) -> dict[str, int]:
-    return {
-        key: zlib.crc32(_attr_bytes(value))
-        for key, value in _read_attrs(obj).items()
-        if key not in _SEAL_ATTRS
-    }
+def _attr_crcs(attrs: dict[str, Any]) -> dict[str, int]:
+    return {key: zlib.crc32(_attr_bytes(value)) for key, value in attrs.items() if key not in _SEAL_ATTRS}
 
 
 def _fingerprint(objects: list, attr_crcs: list[dict[str, int]]) -> str:
@@ -182,7 +173,7 @@ def _seal(f: h5py.File) -> str:
         else:
             ds.attrs["crc32"] = np.uint32(_crc(ds[()]))
     objects = _objects(f)
-    crcs = [_attr_crcs(obj) for obj in objects]
+    crcs = [_attr_crcs(_read_attrs(obj)) for obj in objects]
     for obj, obj_crcs in zip(objects, crcs, strict=True):
         obj.attrs["crc32_attrs"] = json.dumps(obj_crcs, sort_keys=True)
     return _fingerprint(objects, crcs)
@@ -206,11 +197,12 @@ def verify_attrs(f: h5py.File) -> None:
                 f"{obj.name} has no attribute checksums (added after sealing, or written by "
                 "an older version)",
             )
+        attrs = _read_attrs(obj)
         try:
-            stored = json.loads(_read_attrs(obj)["crc32_attrs"])
+            stored = json.loads(attrs["crc32_attrs"])
         except ValueError as exc:
             raise _corrupt(f, f"the attribute checksums of {obj.name} are unreadable") from exc
-        found = _attr_crcs(obj)
+        found = _attr_crcs(attrs)
         for key in sorted(set(stored) | set(found)):
             if key not in found:
                 raise _corrupt(f, f"{obj.name} lacks its attribute {key}")
@@ -267,16 +259,20 @@ def write(
     return ds
 
 
+def _open(path: Path) -> h5py.File:
+    try:
+        return h5py.File(path, "r")
+    except OSError as exc:
+        raise H5Error(f"{path}: not a readable HDF5 file ({exc}); delete it and rerun to rebuild it") from exc
+
+
 def open_input(path: str | Path, stage: str) -> h5py.File:
     """Open a stage's output read-only (mode "r" never touches the mtime), checking it is one and that
     its attributes are intact; `read` verifies each dataset as it is read."""
     path = Path(path)
     if not path.exists():
         raise H5Error(f"{path}: missing input (expected the output of stage '{stage}')")
-    try:
-        f = h5py.File(path, "r")
-    except OSError as exc:
-        raise H5Error(f"{path}: not a readable HDF5 file ({exc}); delete it and rerun to rebuild it") from exc
+    f = _open(path)
     try:
         found = f.attrs.get("stage")
         if found != stage or not f.attrs.get("complete", False) or "integrity" not in f.attrs:
@@ -293,11 +289,7 @@ def verify_file(path: str | Path) -> str:
     """Re-check every attribute and every row of every dataset of a complete output; return its
     integrity hash. Raises H5Error naming what fails."""
     path = Path(path)
-    try:
-        f = h5py.File(path, "r")
-    except OSError as exc:
-        raise H5Error(f"{path}: not a readable HDF5 file ({exc}); delete it and rerun to rebuild it") from exc
-    with f:
+    with _open(path) as f:
         if not f.attrs.get("complete", False):
             raise H5Error(f"{path}: incomplete; delete it and rerun to rebuild it")
         verify_attrs(f)
