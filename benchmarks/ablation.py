@@ -34,7 +34,7 @@ def naive(model, tokens, columns, frozen: bool):
                 mask = torch.ones(tokens.shape[0], model.n_layers, model.n_heads)
                 mask[:, layer, head] = 0
                 logits = model(tokens, head_mask=mask, frozen=cache)
-                out[layer, head] = ablation.losses_at(ablation._at(logits, columns), tokens, columns)
+                out[layer, head] = ablation.losses_at(ablation.at_columns(logits, columns), tokens, columns)
     return out
 
 

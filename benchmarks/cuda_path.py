@@ -22,7 +22,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import torch
-from inputs import HEADS, PHASE
+from inputs import HEAD_SCORES, PHASE
 
 SPEC = {
     "name": "cuda_path",
@@ -118,11 +118,16 @@ def main() -> None:
         "corpus", corpus, "--tokens", str(tokens), "--tokenizer", str(out / "tok.json")
     )
     times["evalset (cpu)"] = stage(
-        "evalset", {"evaluation": EVALUATION, "heads": HEADS}, "--tokens", str(tokens), "--out", str(evalset)
+        "evalset",
+        {"evaluation": EVALUATION, "head_scores": HEAD_SCORES},
+        "--tokens",
+        str(tokens),
+        "--evalset",
+        str(evalset),
     )
     snaps.unlink(missing_ok=True)
     train_seconds = stage(
-        "train", spec, "--tokens", str(tokens), "--out", str(snaps), "--device", "cuda", "--no-progress"
+        "train", spec, "--tokens", str(tokens), "--snapshots", str(snaps), "--device", "cuda", "--no-progress"
     )
     times[f"train {args.steps} steps (cuda, bf16, compiled)"] = train_seconds
     with h5py.File(snaps, "r") as f:
@@ -133,32 +138,32 @@ def main() -> None:
         # on CPU only the first of 3 shards: the same snapshots, computed again
         shard = "1/1" if device == "cuda" else "1/3"
         common = ["--snapshots", str(snaps), "--evalset", str(evalset), "--device", device, "--shard", shard]
-        files[device] = {k: out / f"{k}_{device}.h5" for k in ("losses", "heads", "ablation")}
+        files[device] = {k: out / f"{k}_{device}.h5" for k in ("losses", "head_scores", "ablation")}
         times[f"losses ({device}, shard {shard})"] = stage(
-            "losses", {"batch_size": 32}, *common, "--out", str(files[device]["losses"]), "--threads", "8"
+            "losses", {"batch_size": 32}, *common, "--losses", str(files[device]["losses"]), "--threads", "8"
         )
-        times[f"heads ({device}, shard {shard})"] = stage(
-            "heads",
+        times[f"head_scores ({device}, shard {shard})"] = stage(
+            "head_scores",
             {"prev_token_contexts": 8},
             *common,
-            "--out",
-            str(files[device]["heads"]),
+            "--head-scores",
+            str(files[device]["head_scores"]),
             "--threads",
             "8",
         )
         if device == "cuda":
-            stage("phase", PHASE, "--losses", str(files["cuda"]["losses"]), "--out", str(out / "phase.h5"))
+            stage("phase", PHASE, "--losses", str(files["cuda"]["losses"]), "--phase", str(out / "phase.h5"))
         times[f"ablation ({device}, shard {shard})"] = stage(
             "ablation",
             ABLATION,
             *common,
             "--losses",
             str(files["cuda"]["losses"]),
-            "--heads",
-            str(files["cuda"]["heads"]),
+            "--head-scores",
+            str(files["cuda"]["head_scores"]),
             "--phase",
             str(out / "phase.h5"),
-            "--out",
+            "--ablation",
             str(files[device]["ablation"]),
             "--threads",
             "8",
@@ -171,7 +176,7 @@ def main() -> None:
     for name, seconds in times.items():
         print(f"{name:<48} {seconds:8.1f}")
     print(f"\n{'measurement':<12} {'max |cuda - cpu| (first shard, float32 datasets)':>50}")
-    for kind in ("losses", "heads", "ablation"):
+    for kind in ("losses", "head_scores", "ablation"):
         with h5py.File(files["cpu"][kind], "r") as f:
             rows = len(f["steps"])
         print(f"{kind:<12} {largest_difference(files['cuda'][kind], files['cpu'][kind], rows):50.2e}")

@@ -27,7 +27,7 @@ EVALUATION = {
     "icl_window": 10,
     "seed": 0,
 }
-HEADS = {
+HEAD_SCORES = {
     "n_sequences": 10,
     "repeat_length": 25,
     "n_repeats": 4,
@@ -46,10 +46,10 @@ CORPUS = {
 
 def make_inputs(root: Path, spec: dict, n_snapshots: int) -> tuple[Path, Path]:
     tokens = root / "tokens.h5"
-    corpus.build(CORPUS, tokens, root / "tokenizer.json", "bench")
+    corpus.build(tokens, root / "tokenizer.json", CORPUS)
     with h5py.File(tokens, "r") as f:
         vocab = int(f.attrs["vocab_size"])
-    evalset.build(tokens, root / "evalset.h5", EVALUATION, HEADS, "bench")
+    evalset.build(tokens, root / "evalset.h5", {"evaluation": EVALUATION, "head_scores": HEAD_SCORES})
 
     def state(i):
         torch.manual_seed(i)  # random output projections too: every head has an output to measure

@@ -4,7 +4,7 @@ Both read every snapshot of one snapshot file (HDF5) and compute per-token losse
 contexts and prefix-matching and copying scores on the repeated random sequences; measured in this run
 on the same files, with equal results checked.
 
-- ours: the `losses` and `heads` stages as the workflow runs them (`losses.run`, `heads.run`: they
+- ours: the `losses` and `head_scores` stages as the workflow runs them (`losses.run`, `head_scores.run`: they
   also write their HDF5 outputs, and `heads` computes previous-token, OV and QK scores besides);
 - the TransformerLens way: one `HookedTransformer`; per snapshot, load its state dict from the HDF5
   file, per-token losses with `return_type="loss", loss_per_token=True`, and `run_with_cache` for
@@ -31,20 +31,21 @@ import numpy as np
 import torch
 from inputs import make_inputs
 
-from inductionheads import heads, losses
+from inductionheads import head_scores, losses, readers
 from inductionheads.interop import hooked_config, state_dict_names
 from inductionheads.model import sinusoidal_positions
 
 
 def ours(snaps: Path, evalset_path: Path, out: Path, threads: int) -> dict[str, np.ndarray]:
-    losses.run(snaps, evalset_path, out / "losses.h5", batch_size=32, threads=threads, device="cpu")
-    heads.run(snaps, evalset_path, out / "heads.h5", prev_token_contexts=8, threads=threads, device="cpu")
-    with h5py.File(out / "losses.h5", "r") as f, h5py.File(out / "heads.h5", "r") as g:
-        return {
-            "mean_loss": f["mean_loss"][()],
-            "prefix_matching": g["prefix_matching"][()],
-            "copying": g["copying"][()],
-        }
+    losses.run(snaps, evalset_path, out / "losses.h5", {"batch_size": 32}, threads=threads, device="cpu")
+    settings = {"prev_token_contexts": 8}
+    head_scores.run(snaps, evalset_path, out / "head_scores.h5", settings, threads=threads, device="cpu")
+    scores = readers.head_scores(out / "head_scores.h5").scores
+    return {
+        "mean_loss": readers.losses(out / "losses.h5").mean_loss,
+        "prefix_matching": scores["prefix_matching"],
+        "copying": scores["copying"],
+    }
 
 
 def transformer_lens_way(snaps: Path, evalset_path: Path) -> dict[str, np.ndarray]:
@@ -61,7 +62,7 @@ def transformer_lens_way(snaps: Path, evalset_path: Path) -> dict[str, np.ndarra
         cfg = HookedTransformerConfig(**hooked_config(spec, vocab))
         model = HookedTransformer(cfg).eval()
         names = state_dict_names(L)
-        _, queries = heads.prefix_matching_targets(R, n_rep)
+        _, queries = head_scores.prefix_matching_targets(R, n_rep)
         for s in range(len(f["steps"])):
             state = {names[k]: torch.from_numpy(f["params"][k][s]) for k in f["params"]}
             state["pos_embed.W_pos"] = sinusoidal_positions(spec["context_length"], D)
@@ -78,10 +79,10 @@ def transformer_lens_way(snaps: Path, evalset_path: Path) -> dict[str, np.ndarra
             for layer in range(L):
                 pattern = cache[f"blocks.{layer}.attn.hook_pattern"]
                 attn = model.blocks[layer].attn
-                pm.append(heads.prefix_matching(pattern, R, n_rep))
+                pm.append(head_scores.prefix_matching(pattern, R, n_rep))
                 normed = cache[f"blocks.{layer}.ln1.hook_normalized"]
                 args = (pattern[:, :, queries], normed, repeated, attn.W_V, attn.b_V, attn.W_O, W_logit)
-                cp.append(heads.copying(*args, include_bos=False))
+                cp.append(head_scores.copying(*args, include_bos=False))
             out["prefix_matching"].append(torch.stack(pm).numpy())
             out["copying"].append(torch.stack(cp).numpy())
     return {k: np.stack(v) for k, v in out.items()}

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from inputs import PHASE, make_inputs
 
-from inductionheads import ablation, heads, losses, pca, phase
+from inductionheads import ablation, head_scores, losses, pca, phase
 
 ABLATION = {
     "every": 1,
@@ -39,8 +39,10 @@ def stage_times(root: Path, n_snapshots: int, n_heads: int, threads: int) -> dic
         fn(*args, **kwargs)
         times[name] = time.perf_counter() - start
 
-    timed("losses", losses.run, snaps, evalset_path, root / "losses.h5", 32, threads=threads, device="cpu")
-    timed("heads", heads.run, snaps, evalset_path, root / "heads.h5", 8, threads=threads, device="cpu")
+    common = {"threads": threads, "device": "cpu"}
+    timed("losses", losses.run, snaps, evalset_path, root / "losses.h5", {"batch_size": 32}, **common)
+    scored = root / "head_scores.h5"
+    timed("head_scores", head_scores.run, snaps, evalset_path, scored, {"prev_token_contexts": 8}, **common)
     timed("phase", phase.run, root / "losses.h5", root / "phase.h5", PHASE)
     timed(
         "ablation",
@@ -48,14 +50,14 @@ def stage_times(root: Path, n_snapshots: int, n_heads: int, threads: int) -> dic
         snaps,
         evalset_path,
         root / "losses.h5",
-        root / "heads.h5",
+        scored,
         root / "phase.h5",
         root / "ablation.h5",
         ABLATION,
         threads=threads,
         device="cpu",
     )
-    timed("pca", pca.run, [root / "losses.h5"], root / "pca.h5", 3)
+    timed("pca", pca.run, [root / "losses.h5"], root / "pca.h5", {"n_components": 3})
     return times
 
 

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from inductionheads import claims
-from inductionheads.claims import Model
-from inductionheads.phase import describe, find_window
+from inductionheads.claims import RunEvidence
+from inductionheads.phase import find_window, stored_window
 
 T = dict(
     window_fraction=0.5,
@@ -50,11 +50,11 @@ def make(name, family, n_layers, centre=None, layer1_pm=0.01, turn=True, seed=0,
     else:
         trajectory = np.stack([path, 0 * path, 0 * path], 1)
     trajectory += rng.normal(0, 0.02, trajectory.shape)
-    return Model(
+    return RunEvidence(
         name,
         family,
         n_layers,
-        describe(window, STEPS, TOKENS),
+        stored_window(window, STEPS, TOKENS),
         icl,
         TOKENS,
         heldout,

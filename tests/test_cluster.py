@@ -14,10 +14,10 @@ import torch
 import yaml
 from conftest import REPO, copy_workflow, planned, smoke_config, snakemake, write_config
 
-from inductionheads import device, h5io
-from inductionheads.snapshots import shard_positions
+from inductionheads import device, h5io, shards
+from inductionheads.shards import shard_positions
 
-SHARDED = ("losses", "heads", "ablation")
+SHARDED = tuple(shards.SHARD_AXES)
 
 
 def all_datasets(path) -> dict[str, np.ndarray]:
@@ -55,7 +55,9 @@ def test_shard_positions_cover_every_snapshot_once_in_order():
 
 
 def _shard(path, index, count, rows, shared, config_hash="abc", **attrs):
-    with h5io.atomic_writer(path, "losses", config_hash, shard=h5io.shard_label(index, count), **attrs) as f:
+    with h5io.atomic_writer(
+        path, "losses", config_hash, shard=shards.shard_label(index, count), **attrs
+    ) as f:
         h5io.write(f, "steps", rows[:, 0, 0].astype(np.int64), ("snapshot",))
         f.create_dataset("per_token_loss", data=rows.astype(np.float16), chunks=(1, *rows.shape[1:]))
         f["per_token_loss"].attrs["axes"] = '["snapshot", "example", "i"]'
@@ -72,7 +74,7 @@ def test_merge_concatenates_rows_keeps_layout_and_rejects_foreign_shards(tmp_pat
     for i, part in enumerate(np.array_split(rows, 3)):
         # an attribute computed at the last snapshot lives in the last shard only
         _shard(paths[i], i, 3, part, shared, **({"final": "x"} if i == 2 else {}))
-    h5io.merge_shards(paths, tmp_path / "merged.h5", "losses", ("snapshot",))
+    shards.merge(paths, tmp_path / "merged.h5", kind="losses")
     with h5io.open_input(tmp_path / "merged.h5", "losses") as f:
         assert np.array_equal(h5io.read(f, "per_token_loss"), rows.astype(np.float16))
         assert np.array_equal(h5io.read(f, "steps"), np.arange(7))
@@ -80,13 +82,13 @@ def test_merge_concatenates_rows_keeps_layout_and_rejects_foreign_shards(tmp_pat
         assert f["per_token_loss"].chunks == (1, 3, 5) and f["per_token_loss"].attrs["units"] == "nats"
         assert f.attrs["final"] == "x" and "shard" not in f.attrs
     with pytest.raises(h5io.H5Error, match="s2.h5: is shard 3/3, expected shard 2/3"):
-        h5io.merge_shards([paths[0], paths[2], paths[1]], tmp_path / "bad.h5", "losses", ("snapshot",))
+        shards.merge([paths[0], paths[2], paths[1]], tmp_path / "bad.h5", kind="losses")
     _shard(paths[1], 1, 3, rows[3:5], shared, config_hash="other")
     with pytest.raises(h5io.H5Error, match="s1.h5: config hash differs"):
-        h5io.merge_shards(paths, tmp_path / "bad.h5", "losses", ("snapshot",))
+        shards.merge(paths, tmp_path / "bad.h5", kind="losses")
     _shard(paths[1], 1, 3, rows[3:5], shared + 1)
     with pytest.raises(h5io.H5Error, match="s1.h5: dataset /shared differs between shards"):
-        h5io.merge_shards(paths, tmp_path / "bad.h5", "losses", ("snapshot",))
+        shards.merge(paths, tmp_path / "bad.h5", kind="losses")
     assert not (tmp_path / "bad.h5").exists()
 
 
@@ -135,13 +137,13 @@ def test_paper_config_plans_every_job_with_its_resources(tmp_path):
         "train:runtime=4000",
     )
     jobs = planned(proc.stdout)
-    models, shards = list(config["models"]), config["shards"]
-    assert len(models) == 12 and shards == 8
+    models, n_shards = list(config["models"]), config["shards"]
+    assert len(models) == 12 and n_shards == 8
     counts = {}
     for job in jobs:
         counts[job["rule"]] = counts.get(job["rule"], 0) + 1
-    per_model = {"train": 1, "losses": shards, "heads": shards, "ablation": shards, "merge_shards": 3}
-    per_model |= {"phase": 1, "figures_model": 1}
+    per_model = {"train": 1, "losses": n_shards, "head_scores": n_shards, "ablation": n_shards}
+    per_model |= {"merge_shards": 3, "phase": 1, "figures_run": 1}
     once = (
         "corpus",
         "evalset",
@@ -153,14 +155,14 @@ def test_paper_config_plans_every_job_with_its_resources(tmp_path):
         "report_html",
     )
     assert counts == {**{r: n * len(models) for r, n in per_model.items()}, **dict.fromkeys(once, 1)}
-    assert len(jobs) == 2 + len(models) * (3 * shards + 6) + 6  # `all` not counted
+    assert len(jobs) == 2 + len(models) * (3 * n_shards + 6) + 6  # `all` not counted
     spec = config["model_defaults"]
     assert (spec["d_model"], spec["n_heads"], spec["context_length"], spec["steps"]) == (768, 12, 8192, 10000)
     assert spec["n_snapshots"] == 200 and config["corpus"]["vocab_size"] == 2**16
     assert {(m.get("family", "attention-only"), m["n_layers"]) for m in config["models"].values()} == {
         (f, n) for f in ("attention-only", "with-mlp") for n in range(1, 7)
     }
-    groups = {"train": "train", "losses": "measure", "heads": "measure", "ablation": "ablation"}
+    groups = {"train": "train", "losses": "measure", "head_scores": "measure", "ablation": "ablation"}
     for job in jobs:
         want = config["resources"][groups.get(job["rule"], "other")]
         got = job["resources"]

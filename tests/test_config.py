@@ -34,7 +34,7 @@ def test_shipped_configs_are_valid():
         (lambda c: c["evaluation"].pop("icl_late"), r"'evaluation' lacks a required key"),
         (lambda c: c["evaluation"].update(icl_late=64), r"evaluation\.icl_late"),
         (lambda c: c["evaluation"].update(icl_window=14), r"icl_window"),
-        (lambda c: c["heads"].update(prev_token_contexts=99), r"heads\.prev_token_contexts"),
+        (lambda c: c["head_scores"].update(prev_token_contexts=99), r"head_scores\.prev_token_contexts"),
         (lambda c: c["models"]["attn2"].update(n_heads=3), r"models\.attn2\.d_model.*divisible"),
         (lambda c: c["models"]["attn1"].update(n_snapshots=100), r"models\.attn1\.n_snapshots"),
         (lambda c: c["models"]["attn1"].update(context_length=32), r"evaluation\.context_length"),

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from inductionheads.config import ConfigError, model_spec, validate
 
 BASE = smoke_config()
-SECTIONS = ["corpus", "model_defaults", "evaluation", "heads", "ablation", "analysis", "figures"]
+SECTIONS = ["corpus", "model_defaults", "evaluation", "head_scores", "ablation", "analysis", "figures"]
 key_names = st.text(alphabet="abcdefghijklmnopqrstuvwxyz_", min_size=1, max_size=12)
 fast = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -36,7 +36,7 @@ def test_unknown_keys_are_rejected_by_name(section, key, value):
 
 @fast
 @given(
-    section=st.sampled_from(["model_defaults", "evaluation", "heads"]),
+    section=st.sampled_from(["model_defaults", "evaluation", "head_scores"]),
     data=st.data(),
     value=st.text(max_size=6) | st.lists(st.integers(), max_size=2) | st.none(),
 )

@@ -6,6 +6,7 @@ import pytest
 from tokenizers import Tokenizer
 
 from inductionheads import corpus
+from inductionheads.config import digest
 
 
 def write_docs(tmp_path, n=12):
@@ -39,10 +40,10 @@ def test_build_from_files_writes_bos_separated_streams(tmp_path):
         source="files", paths=[str(tmp_path / "*.txt")], heldout_fraction=0.25, vocab_size=300, seed=0
     )
     tokens, tok_path = tmp_path / "tokens.h5", tmp_path / "tok.json"
-    corpus.build(settings, tokens, tok_path, "hash")
+    corpus.build(tokens, tok_path, settings)
     tok = Tokenizer.from_file(str(tok_path))
     with h5py.File(tokens, "r") as f:
-        assert f.attrs["stage"] == "corpus" and f.attrs["config_hash"] == "hash"
+        assert f.attrs["stage"] == "corpus" and f.attrs["config_hash"] == digest(settings)
         for split in ("train", "heldout"):
             ids, offsets = f[split][:], f[f"{split}_doc_offsets"][:]
             assert (ids[offsets] == 0).all() and (ids == 0).sum() == len(offsets)  # BOS starts each document
@@ -93,15 +94,15 @@ def test_a_pretrained_tokenizer_gives_the_ids_of_the_one_trained_here(tmp_path):
     settings = dict(
         source="files", paths=[str(tmp_path / "*.txt")], heldout_fraction=0.25, vocab_size=300, seed=0
     )
-    corpus.build(settings, tmp_path / "trained.h5", tmp_path / "tok.json", "hash")
+    corpus.build(tmp_path / "trained.h5", tmp_path / "tok.json", settings)
     pretrained = {**settings, "tokenizer": str(tmp_path / "tok.json"), "bos_token": corpus.BOS}
-    corpus.build(pretrained, tmp_path / "loaded.h5", tmp_path / "tok2.json", "hash")
+    corpus.build(tmp_path / "loaded.h5", tmp_path / "tok2.json", pretrained)
     with h5py.File(tmp_path / "trained.h5", "r") as a, h5py.File(tmp_path / "loaded.h5", "r") as b:
         for key in ("train", "heldout", "train_doc_offsets", "train_token_counts"):
             assert np.array_equal(a[key][:], b[key][:]), key
         assert a.attrs["bos_id"] == b.attrs["bos_id"] == 0
     with pytest.raises(ValueError, match="corpus.bos_token"):
-        corpus.build({**pretrained, "bos_token": "<|nope|>"}, tmp_path / "x.h5", tmp_path / "x.json", "h")
+        corpus.build(tmp_path / "x.h5", tmp_path / "x.json", {**pretrained, "bos_token": "<|nope|>"})
 
 
 def test_a_corpus_file_reads_as_text_mode_would(tmp_path):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from inductionheads import h5io, heads, losses
+from inductionheads import h5io, head_scores, losses
 from inductionheads.train import train
 
 SPEC = dict(
@@ -42,22 +42,22 @@ def tokens(tmp_path_factory):
 
 def test_training_across_thread_counts(tokens, tmp_path):
     for name, threads in [("a", 1), ("b", 1), ("c", 2)]:
-        train(SPEC, tokens, tmp_path / f"{name}.h5", threads=threads, progress=False)
+        train(tokens, tmp_path / f"{name}.h5", SPEC, threads=threads, progress=False)
     a, b, c = (datasets(tmp_path / f"{n}.h5") for n in "abc")
     for key in a:
         assert np.array_equal(a[key], b[key]), key
         assert np.allclose(a[key], c[key], **TOLERANCE), key
 
 
-@pytest.mark.parametrize("stage", ["losses", "heads"])
+@pytest.mark.parametrize("stage", ["losses", "head_scores"])
 def test_measurements_across_thread_counts(smoke_results, tmp_path, stage):
     model_dir = smoke_results / "models" / "attn2" / "seed0"
     args = (model_dir / "snapshots.h5", smoke_results / "evalset.h5")
     for name, threads in [("a", 1), ("b", 1), ("c", 2)]:
         if stage == "losses":
-            losses.run(*args, tmp_path / f"{name}.h5", batch_size=16, threads=threads)
+            losses.run(*args, tmp_path / f"{name}.h5", {"batch_size": 16}, threads=threads)
         else:
-            heads.run(*args, tmp_path / f"{name}.h5", prev_token_contexts=4, threads=threads)
+            head_scores.run(*args, tmp_path / f"{name}.h5", {"prev_token_contexts": 4}, threads=threads)
     a, b, c = (datasets(tmp_path / f"{n}.h5") for n in "abc")
     stored = datasets(model_dir / f"{stage}.h5")
     for key in a:

@@ -8,6 +8,8 @@ import tomllib
 import yaml
 from conftest import REPO
 
+from inductionheads.stages import STAGES
+
 # conda-forge names of the distributions whose pip names differ
 CONDA_NAMES = {"torch": "pytorch", "matplotlib": "matplotlib-base", "seaborn": "seaborn-base"}
 # import name -> distribution
@@ -18,23 +20,6 @@ DISTRIBUTIONS = {
     "transformer_lens": "transformer-lens",
 }
 STDLIB_OR_WORKFLOW = {"snakemake"}  # the workflow runner itself, not a job dependency
-# the stage each rule runs (`python -m inductionheads STAGE`)
-STAGE_MODULE = {
-    "corpus": "corpus",
-    "evalset": "evalset",
-    "train": "train",
-    "import": "interop",
-    "losses": "losses",
-    "heads": "heads",
-    "ablation": "ablation",
-    "merge": "h5io",
-    "phase": "phase",
-    "pca": "pca",
-    "claims": "claims",
-    "figures": "figures",
-    "manifest": "h5io",
-    "report": "report",
-}
 
 
 def pyproject_requirements() -> dict[str, str]:
@@ -89,7 +74,7 @@ def rule_envs() -> dict[str, tuple[str, str]]:
         for block in re.split(r"\n(?=rule )", smk.read_text()):
             rule = re.match(r"rule (\w+):", block)
             env = re.search(r'conda:\s*\n\s*"\.\./\.\./(envs/[\w.]+)"', block)
-            stage = re.search(r"python -m inductionheads (\w+)", block)
+            stage = re.search(r'job=job\("(\w+)"\)', block)
             if rule and stage:
                 assert env, f"rule {rule.group(1)} has no conda: directive"
                 out[rule.group(1)] = (env.group(1), stage.group(1))
@@ -112,11 +97,19 @@ def test_every_env_pins_what_pyproject_pins():
 
 def test_each_rule_env_holds_what_its_stage_imports():
     rules = rule_envs()
-    assert {"train", "losses", "heads", "ablation", "merge_shards", "figures_model", "corpus"} <= rules.keys()
+    assert {
+        "train",
+        "losses",
+        "head_scores",
+        "ablation",
+        "merge_shards",
+        "figures_run",
+        "corpus",
+    } <= rules.keys()
     for rule, (env, stage) in rules.items():
         have = set(env_requirements(REPO / env))
-        # every stage goes through cli.py, which imports config (yaml; jsonschema only to validate)
-        needed = third_party_imports(STAGE_MODULE[stage]) | third_party_imports("config") | {"jsonschema"}
+        # every stage goes through cli.py
+        needed = third_party_imports(STAGES[stage].module) | third_party_imports("cli")
         needed -= STDLIB_OR_WORKFLOW
         needed = {n for n in needed if n not in sys.stdlib_module_names}
         missing = {conda_name(n) for n in needed} - have
@@ -127,9 +120,9 @@ def test_each_rule_env_holds_what_its_stage_imports():
         "phase",
         "pca",
         "claims",
-        "figures_model",
+        "figures_run",
         "figures_all_models",
         "report_html",
     ):
-        assert "torch" not in third_party_imports(STAGE_MODULE[rules[rule][1]]), rule
+        assert "torch" not in third_party_imports(STAGES[rules[rule][1]].module), rule
         assert "pytorch" not in env_requirements(REPO / rules[rule][0]), rule

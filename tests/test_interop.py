@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from inductionheads import heads, interop
+from inductionheads import head_scores, interop
 from inductionheads.model import Transformer
 
 tl = pytest.importorskip("transformer_lens", reason="the interop extra: pip install -e '.[interop]'")
@@ -40,11 +40,11 @@ def test_prefix_matching_equals_transformer_lens_pattern_hooks():
     R, n = 10, 4
     tokens = torch.cat([torch.zeros(3, 1, dtype=torch.long), torch.randint(1, 80, (3, R)).repeat(1, n)], 1)
     with torch.no_grad():
-        ours = heads.score_snapshot(m, tokens, tokens, R, n)["prefix_matching"]
+        ours = head_scores.score_snapshot(m, tokens, tokens, R, n)["prefix_matching"]
         _, cache = hooked.run_with_cache(tokens)
     for layer in range(2):
         pattern = cache[f"blocks.{layer}.attn.hook_pattern"]  # [batch, head, query, key]
-        theirs = heads.prefix_matching(pattern, R, n).numpy()
+        theirs = head_scores.prefix_matching(pattern, R, n).numpy()
         np.testing.assert_allclose(ours[layer], theirs, atol=1e-5)
 
 
@@ -95,7 +95,7 @@ def test_an_imported_checkpoint_series_is_measured_like_the_model_it_came_from(s
     snakemake(smoke_copy, "--configfile", "imported.yaml")
     for kind, keys in [
         ("losses", ["icl_score", "mean_loss", "random_token_loss", "tokens_seen"]),
-        ("heads", ["prefix_matching", "copying", "previous_token", "qk_trace"]),
+        ("head_scores", ["prefix_matching", "copying", "previous_token", "qk_trace"]),
         ("ablation", ["pattern_preserving/delta_icl_score", "full/delta_icl_score"]),
     ]:
         with (

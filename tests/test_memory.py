@@ -28,7 +28,7 @@ def peak_bytes(tmp_path, n_snapshots):
     snaps = tmp_path / f"s{n_snapshots}.h5"
     snapshot_file(snaps, n_snapshots)
     tracemalloc.start()
-    losses.run(snaps, tmp_path / "evalset.h5", tmp_path / f"l{n_snapshots}.h5", batch_size=8)
+    losses.run(snaps, tmp_path / "evalset.h5", tmp_path / f"l{n_snapshots}.h5", {"batch_size": 8})
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     return peak

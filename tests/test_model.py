@@ -33,7 +33,7 @@ def test_pattern_path_equals_fused_attention_path():
     cache = Cache()
     with torch.no_grad():
         assert torch.allclose(m(tokens), m(tokens, cache=cache), atol=1e-5)
-    pattern = cache.layers[0]["pattern"]
+    pattern = cache.layers[0].pattern
     assert pattern.shape == (4, 3, 32, 32)
     assert torch.allclose(pattern.sum(-1), torch.ones(4, 3, 32))
     assert (pattern.triu(1) == 0).all()  # causal
@@ -54,7 +54,7 @@ def test_positions_enter_queries_and_keys_only():
     cache = _cached_forward(m, tokens)
     with torch.no_grad():
         # the residual stream holds the token embedding alone
-        assert torch.allclose(cache.layers[0]["attn_in"], m.blocks[0].ln1(m.W_E[tokens]))
+        assert torch.allclose(cache.layers[0].ln1_normalized, m.blocks[0].ln1(m.W_E[tokens]))
         # with W_Q = W_K = 0 (and zero biases) attention is uniform whatever the positions
         for block in m.blocks:
             block.attn.W_Q.zero_()
@@ -187,7 +187,7 @@ def test_frozen_ablation_of_a_last_layer_head_is_linear():
         clean = m(tokens, cache=cache)
         ablated = m(tokens, head_mask=mask, frozen=cache)
         attn, layer = m.blocks[1].attn, cache.layers[1]
-        result = layer["pattern"][:, 2] @ layer["v"][:, 2] @ attn.W_O[2]  # [B, T, D]
+        result = layer.pattern[:, 2] @ layer.v[:, 2] @ attn.W_O[2]  # [B, T, D]
         centred = result - result.mean(-1, keepdim=True)
         want = clean - (centred / cache.ln_final_scale * m.ln_final.weight) @ m.W_U
         assert torch.allclose(ablated, want, atol=1e-4)
@@ -204,7 +204,7 @@ def test_output_projections_start_at_zero_by_default(family):
     cache = _cached_forward(m, tokens)
     for block, layer in zip(m.blocks, cache.layers, strict=True):
         assert (block.attn.W_O == 0).all() and (block.mlp is None or (block.mlp.W_out == 0).all())
-        assert torch.equal(layer["resid_pre"], m.W_E[tokens])  # biases start at zero too
+        assert torch.equal(layer.resid_pre, m.W_E[tokens])  # biases start at zero too
     torch.manual_seed(0)
     normal = Transformer({**spec, "output_init": "normal"}, vocab_size=50)
     W_O = normal.blocks[0].attn.W_O

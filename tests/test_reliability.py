@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from inductionheads import cli, corpus, h5io
+from inductionheads import cli, corpus, h5io, manifest
 from inductionheads.train import Checkpoints, train
 
 SPEC = dict(name="m", family="attention-only", n_layers=1, d_model=8, n_heads=2, context_length=16,
@@ -73,16 +73,16 @@ def test_the_manifest_and_verify_check_every_byte_before_listing(tmp_path, capsy
     data = bytearray(bad.read_bytes())
     data[offset + 3] ^= 0xFF
     bad.write_bytes(bytes(data))
-    h5io.write_manifest([str(good)], tmp_path / "manifest.tsv")
+    manifest.write([str(good)], tmp_path / "manifest.tsv")
     with pytest.raises(h5io.H5Error, match=r"bad\.h5: dataset contexts row 0 fails its checksum"):
-        h5io.write_manifest([str(good), str(bad)], tmp_path / "manifest.tsv")
+        manifest.write([str(good), str(bad)], tmp_path / "manifest.tsv")
     assert len((tmp_path / "manifest.tsv").read_text().splitlines()) == 2  # the old one, intact
-    assert cli.main(["verify", str(tmp_path / "results")]) == 1
+    assert cli.main(["verify", "--directory", str(tmp_path / "results")]) == 1
     out = capsys.readouterr().out
     assert "CORRUPT" in out and "bad.h5" in out
     assert f"{h5io.verify_file(good)}\t{good}" in out
     bad.unlink()
-    assert cli.main(["verify", str(tmp_path / "results")]) == 0
+    assert cli.main(["verify", "--directory", str(tmp_path / "results")]) == 0
 
 
 def test_a_damaged_compressed_chunk_names_the_file_and_dataset(tmp_path):
@@ -119,7 +119,7 @@ def test_a_crafted_resume_state_runs_no_code(tokens, tmp_path):
     resume.mkdir()
     with open(resume / "state.pt", "wb") as f:
         pickle.dump({"step": Payload(marker)}, f, protocol=2)
-    train(SPEC, tokens, out, progress=False)  # another run's state: not even opened
+    train(tokens, out, SPEC, progress=False)  # another run's state: not even opened
     assert out.exists() and not marker.exists()
 
     # with the fingerprint copied from a real run, it is opened, but as tensors and plain data only
@@ -141,7 +141,7 @@ def test_a_full_disk_while_saving_a_checkpoint_names_the_file_and_space(tokens, 
     monkeypatch.setattr(torch, "save", save_to_full_disk)
     out = tmp_path / "snapshots.h5"
     with pytest.raises(OSError, match=r"snapshot_00000\.pt: could not be written.*free.*needs about \d+ kB"):
-        train(SPEC, tokens, out, progress=False)
+        train(tokens, out, SPEC, progress=False)
     assert not list(tmp_path.rglob("*.tmp")) and not out.exists()
 
 
@@ -159,7 +159,7 @@ def test_a_full_disk_while_writing_hdf5_names_the_file_and_leaves_nothing(tmp_pa
 def test_a_diverged_run_stops_naming_the_step(tokens, tmp_path):
     out = tmp_path / "snapshots.h5"
     with pytest.raises(FloatingPointError, match=r"at step \d+, above [\d.]+ \(divergence_ratio.*diverged"):
-        train({**SPEC, "lr": 30.0, "steps": 40}, tokens, out, progress=False)
+        train(tokens, out, {**SPEC, "lr": 30.0, "steps": 40}, progress=False)
     assert not out.exists() and (tmp_path / "snapshots.h5.resume" / "snapshot_00000.pt").exists()
 
 
@@ -169,7 +169,7 @@ def test_a_failed_attempts_log_is_kept_by_the_rerun(tmp_path):
         "phase",
         "--losses",
         str(tmp_path / "missing.h5"),
-        "--out",
+        "--phase",
         str(tmp_path / "p.h5"),
         "--log",
         str(log),
@@ -189,7 +189,7 @@ def test_a_binary_corpus_file_is_left_out_and_recorded(tmp_path):
     (tmp_path / "empty.py").write_text("")
     settings = {"source": "files", "paths": [str(tmp_path / "*.py")], "vocab_size": 260,
                 "heldout_fraction": 0.5}  # fmt: skip
-    corpus.build(settings, tmp_path / "tokens.h5", tmp_path / "tokenizer.json", "abc")
+    corpus.build(tmp_path / "tokens.h5", tmp_path / "tokenizer.json", settings)
     with h5io.open_input(tmp_path / "tokens.h5", "corpus") as f:
         skipped = f.attrs["skipped_files"].splitlines()
         offsets = [h5io.read(f, f"{split}_doc_offsets") for split in ("train", "heldout")]

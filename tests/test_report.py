@@ -1,4 +1,5 @@
-"""report.html opens in a real headless Chromium: it renders, and every embedded image loads."""
+"""report.html opens in a real headless Chromium: it renders, and every embedded image loads; and
+Snakemake's own `snakemake --report` bundles every figure."""
 
 import os
 import re
@@ -6,6 +7,7 @@ import shutil
 import subprocess
 
 import pytest
+from conftest import snakemake
 
 PROBE = """<script>
 window.addEventListener('load', () => {
@@ -43,6 +45,17 @@ def test_report_is_self_contained(smoke_results):
     assert re.search(r"\d of 7 claims pass in every one of the 1 replicate\.", page)
     assert "Phase-change windows over replicates" in page and "Replicate 0:" in page
     assert "replicates: icl by replicate" in page and "attn2 seed0: prefix matching" in page
+    # a table of contents whose every link has its section, and the verdict before the first table
+    links = re.findall(r'<a href="#(\w+)">', page)
+    assert len(links) >= 7 and all(f'id="{key}"' in page for key in links)
+    assert page.index("claims pass in every one") < page.index("<table")
+    # one sentence per run, with its numbers, from its phase file
+    sentences = re.findall(r"<li>((?:attn1|attn2|smeared1|mlp2) \(seed 0\): .*?)</li>", page)
+    assert len(sentences) == 4
+    assert all("no window" in s or re.search(r"steps [\d,]+–[\d,]+", s) for s in sentences)
+    # numbers and thresholds as words and ranges, not raw JSON
+    assert "{&quot;" not in page and "window_steps" not in page
+    assert "means at least 50%" in page
 
 
 def test_report_renders_in_headless_chromium_with_every_image(smoke_results, tmp_path):
@@ -64,3 +77,12 @@ def test_report_renders_in_headless_chromium_with_every_image(smoke_results, tmp
         browser, f"--screenshot={shot}", "--window-size=1200,1600", (smoke_results / "report.html").as_uri()
     )
     assert shot.stat().st_size > 20_000  # a blank page compresses to a few kB
+
+
+def test_snakemake_report_bundles_every_figure_claims_and_manifest(smoke_run, tmp_path):
+    out = tmp_path / "snakemake-report.html"
+    proc = snakemake(smoke_run, "--configfile", "configs/smoke.yaml", "--report", str(out))
+    added = set(re.findall(r"Adding (\S+) \(", proc.stderr))
+    figures = {p.name for p in (smoke_run / "results" / "smoke" / "figures").rglob("*.png")}
+    assert figures and figures | {"claims.json", "manifest.tsv"} <= added
+    assert out.stat().st_size > 100_000 and "claims.json" in out.read_text()

@@ -58,7 +58,7 @@ def test_killed_training_resumes_bit_identical(tmp_path):
 
     spec = run_spec(config, "attn2", 0)
     spec.pop("threads")
-    train(spec, workdir / "results/smoke/corpus/tokens.h5", tmp_path / "uninterrupted.h5", progress=False)
+    train(workdir / "results/smoke/corpus/tokens.h5", tmp_path / "uninterrupted.h5", spec, progress=False)
     with h5py.File(workdir / target, "r") as a, h5py.File(tmp_path / "uninterrupted.h5", "r") as b:
         names = []
         a.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) else None)
@@ -85,6 +85,6 @@ def test_nan_loss_stops_training_naming_the_step_and_keeps_snapshots(tokens, tmp
     with pytest.raises(
         FloatingPointError, match=r"loss is (nan|inf) at step \d+.*last good snapshot \(step \d+\)"
     ):
-        train(spec, tokens, out, progress=False)
+        train(tokens, out, spec, progress=False)
     assert not out.exists()
     assert (tmp_path / "snapshots.h5.resume" / "snapshot_00000.pt").exists()

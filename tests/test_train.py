@@ -57,8 +57,8 @@ def tokens(tmp_path_factory):
 
 
 def test_training_writes_snapshots_learns_and_is_deterministic(tokens, tmp_path):
-    train(SPEC, tokens, tmp_path / "a.h5", progress=False)
-    train(SPEC, tokens, tmp_path / "b.h5", progress=False)
+    train(tokens, tmp_path / "a.h5", SPEC, progress=False)
+    train(tokens, tmp_path / "b.h5", SPEC, progress=False)
     with SnapshotReader(tmp_path / "a.h5") as snaps:
         assert snaps.steps.tolist() == [0, 20, 40, 60]
         assert snaps.tokens_seen.tolist() == [0, 20 * 128, 40 * 128, 60 * 128]
@@ -80,7 +80,7 @@ def test_training_precision_is_a_setting_recorded_with_the_snapshots(tokens, tmp
     runs = {}
     for precision in ("auto", "float32", "bfloat16"):
         out = tmp_path / f"{precision}.h5"
-        train({**SPEC, "steps": 20, "precision": precision}, tokens, out, progress=False)
+        train(tokens, out, {**SPEC, "steps": 20, "precision": precision}, progress=False)
         with h5py.File(out, "r") as f:
             runs[precision] = (f.attrs["precision"], f["params/W_E"].dtype, f["train_loss"][:])
     assert runs["auto"][0] == runs["float32"][0] == "float32"  # auto on a CPU
@@ -92,7 +92,7 @@ def test_training_precision_is_a_setting_recorded_with_the_snapshots(tokens, tmp
 
 
 def test_log_snapshots_are_taken(tokens, tmp_path):
-    train({**SPEC, "log_snapshots": 4}, tokens, tmp_path / "log.h5", progress=False)
+    train(tokens, tmp_path / "log.h5", {**SPEC, "log_snapshots": 4}, progress=False)
     with SnapshotReader(tmp_path / "log.h5") as snaps:
         assert snaps.steps.tolist() == snapshot_steps(60, 3, 4).tolist() == [0, 1, 4, 15, 20, 40, 60]
 
@@ -130,7 +130,7 @@ def test_micro_batches_give_the_one_batch_update(family):
 
 
 def test_a_run_with_micro_batches_trains_like_one_without(tokens, tmp_path):
-    train(SPEC, tokens, tmp_path / "one.h5", progress=False)
-    train({**SPEC, "micro_batch_size": 3}, tokens, tmp_path / "micro.h5", progress=False)
+    train(tokens, tmp_path / "one.h5", SPEC, progress=False)
+    train(tokens, tmp_path / "micro.h5", {**SPEC, "micro_batch_size": 3}, progress=False)
     with SnapshotReader(tmp_path / "one.h5") as a, SnapshotReader(tmp_path / "micro.h5") as b:
         np.testing.assert_allclose(b.train_loss(), a.train_loss(), rtol=1e-4, atol=1e-5)

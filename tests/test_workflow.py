@@ -11,7 +11,7 @@ from inductionheads import figures, phase
 from inductionheads.phase import STATUSES
 
 MODELS = ["attn1", "attn2", "mlp2", "smeared1"]
-FIGURE_RULES = {"figures_all_models", "figures_replicates", "figures_model"}
+FIGURE_RULES = {"figures_all_models", "figures_replicates", "figures_run"}
 CLAIM_STATUSES = {"pass", "fail", "not-evaluable"}
 
 
@@ -37,7 +37,7 @@ def test_smoke_run_writes_every_output_with_metadata(smoke_results):
             assert f["train_loss"].attrs["units"] == "nats/token"
             assert np.isfinite(f["train_loss"][:]).all()
             assert len(f.attrs["config_hash"]) == 16
-        with h5py.File(d / "heads.h5", "r") as f:
+        with h5py.File(d / "head_scores.h5", "r") as f:
             n_layers = config["models"][model]["n_layers"]
             scores = (
                 "prefix_matching",
@@ -138,11 +138,11 @@ def test_one_model_change_reruns_only_its_chain_and_figures(smoke_copy):
         [
             ("train", "attn2"),
             ("losses", "attn2"),
-            ("heads", "attn2"),
+            ("head_scores", "attn2"),
             ("phase", "attn2"),
             ("ablation", "attn2"),
-            *[("merge_shards", "attn2")] * 3,  # losses, heads, ablation: one shard each
-            ("figures_model", "attn2"),
+            *[("merge_shards", "attn2")] * 3,  # losses, head_scores, ablation: one shard each
+            ("figures_run", "attn2"),
             ("pca", ""),
             ("claims", ""),
             ("figures_all_models", ""),
@@ -185,20 +185,20 @@ def test_lint_is_clean(smoke_run):
 
 
 def test_corrupt_intermediate_fails_naming_it_and_rebuilds_once_deleted(smoke_copy):
-    heads_file = smoke_copy / "results/smoke/models/attn1/seed0/heads.h5"
-    with h5py.File(heads_file, "r") as f:
+    scores_file = smoke_copy / "results/smoke/models/attn1/seed0/head_scores.h5"
+    with h5py.File(scores_file, "r") as f:
         offset = f["prefix_matching"].id.get_offset()
-    data = bytearray(heads_file.read_bytes())
+    data = bytearray(scores_file.read_bytes())
     data[offset + 3] ^= 0xFF
-    heads_file.write_bytes(bytes(data))
+    scores_file.write_bytes(bytes(data))
     proc = snakemake(smoke_copy, "--configfile", "configs/smoke.yaml", check=False)
     assert proc.returncode != 0
     # whichever reader of the file runs first names it, the dataset and the row in its log
     logs = "".join(p.read_text() for p in (smoke_copy / "results/smoke/logs").rglob("*.log"))
-    assert "attn1/seed0/heads.h5: dataset prefix_matching row 0 fails its checksum" in logs
-    heads_file.unlink()
+    assert "attn1/seed0/head_scores.h5: dataset prefix_matching row 0 fails its checksum" in logs
+    scores_file.unlink()
     snakemake(smoke_copy, "--configfile", "configs/smoke.yaml")
-    with h5py.File(heads_file, "r") as f:
+    with h5py.File(scores_file, "r") as f:
         assert f.attrs["complete"]
 
 
@@ -212,7 +212,7 @@ def test_manifest_lists_every_hdf5_output_with_its_integrity(smoke_results):
             assert row[1] == f.attrs["stage"] and row[3] == f.attrs["integrity"] and len(row[3]) == 16
 
 
-PER_RUN_RULES = {"train", "losses", "heads", "merge_shards", "phase", "ablation", "figures_model"}
+PER_RUN_RULES = {"train", "losses", "head_scores", "merge_shards", "phase", "ablation", "figures_run"}
 AGGREGATES = {"claims", "figures_replicates", "manifest", "report_html"}
 
 
@@ -272,7 +272,7 @@ def test_adding_a_replicate_runs_only_the_new_runs_and_the_aggregates(smoke_copy
             own = phase.read(smoke_copy / f"results/smoke/models/{model}/seed{seed}/phase.h5")["window"]
             assert curves.window == own
     # ... as bars in a band below every curve, spanning the window's tokens
-    inputs = {k: [str(r / f"{k}.h5") for r in runs] for k in ("losses", "heads", "phase")}
+    inputs = {k: [str(r / f"{k}.h5") for r in runs] for k in ("losses", "head_scores", "phase")}
     fig = figures.icl_by_replicate(inputs, {})
     for ax, model in zip(fig.axes, ("attn1", "attn2"), strict=False):
         lowest = min(float(np.nanmin(line.get_ydata())) for line in ax.get_lines())

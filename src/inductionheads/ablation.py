@@ -22,17 +22,18 @@ from __future__ import annotations
 
 import json
 import logging
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from . import device as devices
-from . import h5io, phase, readers
-from .model import Cache, Transformer, layer_norm
+from . import h5io, readers
+from . import phase as phases
+from .model import Cache, LayerCache, Transformer, layer_norm
 from .schedule import ablated_positions
-from .snapshots import SnapshotReader, shard_positions
+from .snapshots import ShardedJob
 
 STAGE = "ablation"
 METHODS = ("full", "pattern_preserving")
@@ -55,7 +56,7 @@ def summarize(losses: torch.Tensor, window: int) -> tuple[torch.Tensor, torch.Te
     return late - early, losses[..., -1]
 
 
-def _at(x: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
+def at_columns(x: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
     """x [..., B, T, D] at each example's columns: [..., B, P, D]."""
     index = columns[:, :, None].expand(*x.shape[:-3], *columns.shape, x.shape[-1])
     return x.gather(-2, index)
@@ -89,37 +90,44 @@ def _batched(
     out = []
     for layer in range(model.n_layers):
         c, block = cache.layers[layer], model.blocks[layer]
-        pattern = c["pattern"] if layer < last else _rows(c["pattern"], columns)
-        result = torch.einsum("bhqe,hed->hbqd", pattern @ c["v"], block.attn.W_O)  # [H, B, T|P, D]
-        before = c["resid_pre"] if layer < last else _at(c["resid_pre"], columns)
+        pattern = c.pattern if layer < last else pattern_rows(c.pattern, columns)
+        result = torch.einsum("bhqe,hed->hbqd", pattern @ c.v, block.attn.W_O)  # [H, B, T|P, D]
+        before = c.resid_pre if layer < last else at_columns(c.resid_pre, columns)
         x = (before + result.sum(0) + block.attn.b_O) - result  # each head removed from the clean sum
         if block.mlp is not None:
             scale = None
             if frozen:
-                scale = c["ln2_scale"] if layer < last else _at(c["ln2_scale"], columns)
+                scale = c.ln2_scale if layer < last else at_columns(c.ln2_scale, columns)
             x = x + block.mlp(layer_norm(x, block.ln2, scale)[0])
         x = x.flatten(0, 1)
         if layer < last:
             replay = None
             if frozen:
-                keys = ("pattern", "ln1_scale", "ln2_scale")
+                # the later layers replay their clean patterns and LayerNorm scales (the earlier ones
+                # are skipped: start_layer)
                 replay = Cache(
                     layers=[
-                        {k: _repeat(c2[k], H) for k in keys if k in c2} if i > layer else {}
+                        LayerCache(
+                            pattern=_repeat(c2.pattern, H),
+                            ln1_scale=_repeat(c2.ln1_scale, H),
+                            ln2_scale=None if c2.ln2_scale is None else _repeat(c2.ln2_scale, H),
+                        )
+                        if i > layer
+                        else LayerCache()
                         for i, c2 in enumerate(cache.layers)
                     ]
                 )
             x = model.residual(
                 _repeat(tokens, H), frozen=replay, start_layer=layer + 1, resid=x, queries=_repeat(columns, H)
             )
-        scale = _at(cache.ln_final_scale, columns) if frozen else None
+        scale = at_columns(cache.ln_final_scale, columns) if frozen else None
         out.append(
             losses_at(model.unembed(x.view(H, *columns.shape, -1), frozen_scale=scale), tokens, columns)
         )
     return torch.stack(out)
 
 
-def _rows(pattern: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
+def pattern_rows(pattern: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
     """A pattern [B, H, T, T] at the query rows `columns` [B, P]: [B, H, P, T]."""
     index = columns[:, None, :, None].expand(-1, pattern.shape[1], -1, pattern.shape[-1])
     return pattern.gather(2, index)
@@ -135,24 +143,24 @@ def _linear(model: Transformer, columns: torch.Tensor, cache: Cache) -> torch.Te
     The last layer is evaluated only at the needed positions, whose rows are all the logits need.
     """
     n_layers, last = model.n_layers, model.n_layers - 1
-    scale_f = _at(cache.ln_final_scale, columns)  # [B, P, 1]
+    scale_f = at_columns(cache.ln_final_scale, columns)  # [B, P, 1]
     out = []
     for layer in range(n_layers):
         c, attn = cache.layers[layer], model.blocks[layer].attn
-        pattern = c["pattern"] if layer < last else _rows(c["pattern"], columns)
-        delta = -torch.einsum("bhqe,hed->hbqd", pattern @ c["v"], attn.W_O)  # [removed head, B, T|P, D]
+        pattern = c.pattern if layer < last else pattern_rows(c.pattern, columns)
+        delta = -torch.einsum("bhqe,hed->hbqd", pattern @ c.v, attn.W_O)  # [removed head, B, T|P, D]
         for later in range(layer + 1, n_layers):
             c2, block = cache.layers[later], model.blocks[later]
             Hr, B, T, D = delta.shape
             K, E = block.attn.n_heads, block.attn.d_head
-            normed = _centred(delta) / c2["ln1_scale"] * block.ln1.weight
+            normed = _centred(delta) / c2.ln1_scale * block.ln1.weight
             v = normed @ block.attn.W_V.permute(1, 0, 2).reshape(D, K * E)  # [Hr, B, T, K*E]
             # removed heads into the last axis: one batched matmul per (example, later head)
             v = v.view(Hr, B, T, K, E).permute(1, 3, 2, 0, 4).reshape(B, K, T, Hr * E)
-            pattern = c2["pattern"] if later < last else _rows(c2["pattern"], columns)
+            pattern = c2.pattern if later < last else pattern_rows(c2.pattern, columns)
             z = (pattern @ v).view(B, K, -1, Hr, E).permute(3, 0, 2, 1, 4).reshape(Hr, B, -1, K * E)
             added = z @ block.attn.W_O.reshape(K * E, D)
-            delta = (delta if later < last else _at(delta, columns)) + added
+            delta = (delta if later < last else at_columns(delta, columns)) + added
         out.append((_centred(delta) / scale_f * model.ln_final.weight) @ model.W_U)
     return torch.stack(out)
 
@@ -165,8 +173,8 @@ def ablate(
     cache = Cache()
     x = model.residual(tokens, cache=cache)
     _, cache.ln_final_scale = layer_norm(x, model.ln_final)  # logits are needed at `columns` only
-    scale = _at(cache.ln_final_scale, columns)
-    clean_logits = model.unembed(_at(x, columns), frozen_scale=scale)
+    scale = at_columns(cache.ln_final_scale, columns)
+    clean_logits = model.unembed(at_columns(x, columns), frozen_scale=scale)
     out = {}
     if "pattern_preserving" in methods:
         if model.blocks[0].mlp is None:
@@ -189,64 +197,63 @@ def ablate_set(model: Transformer, tokens: torch.Tensor, columns: torch.Tensor, 
     out = {}
     for method in METHODS:
         logits = model(tokens, head_mask=mask, frozen=cache if method == "pattern_preserving" else None)
-        out[method] = losses_at(_at(logits, columns), tokens, columns)
+        out[method] = losses_at(at_columns(logits, columns), tokens, columns)
     return out
 
 
-def before_after_vector(losses_path: str | Path, window: dict | None, n_examples: int) -> np.ndarray | None:
+def before_after_vector(losses: str | Path, window: dict | None, n_examples: int) -> np.ndarray | None:
     """unit(v(window end) - v(window start)) over the first `n_examples` examples, v the random-token
     loss vector; None without a phase change."""
     if not window or not window["has_phase_change"]:
         return None
-    v = readers.losses(losses_path).random_token_loss
+    v = readers.losses(losses).random_token_loss
     d = (v[window["end"], :n_examples] - v[window["start"], :n_examples]).astype(np.float64)
     return d / np.linalg.norm(d)
 
 
-def induction_heads(heads_path: str | Path, settings: dict[str, Any]) -> np.ndarray:
+def induction_heads(head_scores: str | Path, settings: dict[str, Any]) -> np.ndarray:
     """[layer, head] mask of induction heads at the last snapshot: prefix matching and copying at or
     above their thresholds."""
-    scores = readers.heads(heads_path).scores
+    scores = readers.head_scores(head_scores).scores
     pm, cp = scores["prefix_matching"][-1], scores["copying"][-1]
     return (pm >= settings["induction_prefix_matching"]) & (cp >= settings["induction_copying"])
 
 
 def run(
-    snapshots_path: str | Path,
-    evalset_path: str | Path,
-    losses_path: str | Path,
-    heads_path: str | Path,
-    phase_path: str | Path,
-    out_path: str | Path,
+    snapshots: str | Path,
+    evalset: str | Path,
+    losses: str | Path,
+    head_scores: str | Path,
+    phase: str | Path,
+    ablation: str | Path,
     settings: dict[str, Any],
+    *,
     threads: int = 1,
     shard: tuple[int, int] = (0, 1),
     device: str = "auto",
 ) -> None:
     """Ablations of the scheduled snapshots of `shard` (index, count) on `device` (auto: CUDA when
     present). The shard holding the last snapshot also removes the induction heads together."""
-    torch.set_num_threads(threads)
-    device = devices.pick(device)
     n = settings["n_contexts"]
-    with h5io.open_input(evalset_path, "evalset") as f:
-        contexts = torch.from_numpy(h5io.read(f, "contexts")[:n])
-        random_index = h5io.read(f, "random_index")[:n]
-        early, late, w = (int(f.attrs[k]) for k in ("icl_early", "icl_late", "icl_window"))
-        eval_hash = str(f.attrs["config_hash"])
-    columns = target_columns(early, late, w, random_index).to(device)
-    contexts = contexts.to(device)
-    window = phase.read(phase_path)["window"]
-    direction = before_after_vector(losses_path, window, len(contexts))
-    inductive = induction_heads(heads_path, settings)
-    with SnapshotReader(snapshots_path) as snaps:
-        todo = shard_positions(ablated_positions(len(snaps), settings["every"]), shard, str(snapshots_path))
+    scheduled = partial(ablated_positions, every=settings["every"])
+    with ShardedJob(snapshots, shard, threads, device, scheduled) as job:
+        with h5io.open_input(evalset, "evalset") as f:
+            contexts = torch.from_numpy(h5io.read(f, "contexts")[:n]).to(job.device)
+            random_index = h5io.read(f, "random_index")[:n]
+            early, late, w = (int(f.attrs[k]) for k in ("icl_early", "icl_late", "icl_window"))
+            eval_hash = str(f.attrs["config_hash"])
+        columns = target_columns(early, late, w, random_index).to(job.device)
+        window = phases.read(phase)["window"]
+        direction = before_after_vector(losses, window, len(contexts))
+        inductive = induction_heads(head_scores, settings)
+        snaps, todo = job.snaps, job.todo
         holds_last = todo[-1] == len(snaps) - 1
         L, H, N = snaps.spec["n_layers"], snaps.spec["n_heads"], len(contexts)
         clean_icl = np.zeros(len(todo))
         delta_icl = {m: np.zeros((len(todo), L, H)) for m in METHODS}
         delta_random = {m: np.zeros((len(todo), L, H, N), np.float32) for m in METHODS}
         for a, index in enumerate(todo):
-            model = snaps.model(int(index), device)
+            model = snaps.model(int(index), job.device)
             clean, ablated = [], {m: [] for m in METHODS}
             for chunk, cols in zip(
                 contexts.split(settings["batch_size"]), columns.split(settings["batch_size"]), strict=True
@@ -276,24 +283,20 @@ def run(
             for chunk, cols in zip(
                 contexts.split(settings["batch_size"]), columns.split(settings["batch_size"]), strict=True
             ):
-                for m, losses in ablate_set(model, chunk, cols, inductive).items():
-                    together[m].append(losses.cpu())
+                for m, removed in ablate_set(model, chunk, cols, inductive).items():
+                    together[m].append(removed.cpu())
             joint = {
                 m: float(summarize(torch.cat(v), w)[0].mean()) - clean_icl[-1] for m, v in together.items()
             }
-        with h5io.atomic_writer(
-            out_path,
+        with job.writer(
+            ablation,
             STAGE,
-            snaps.config_hash,
-            evalset_hash=eval_hash,
-            model=snaps.spec["name"],
-            seed=snaps.seed,
+            eval_hash,
             settings=json.dumps(settings, sort_keys=True),
             projection_evaluable=direction is not None,
             projection_note=""
             if direction is not None
             else "no phase-change window: no before-and-after vector",
-            shard=h5io.shard_label(*shard),
             # computed at the last snapshot only: a merge of shards takes it from the last one
             **({"induction_heads_joint_delta_icl": json.dumps(joint)} if holds_last else {}),
         ) as f:

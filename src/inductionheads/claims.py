@@ -39,7 +39,9 @@ VANILLA = ("attention-only", "with-mlp")
 
 
 @dataclass
-class Model:
+class RunEvidence:
+    """One run's stored measurements as the claims weigh them (load_models)."""
+
     name: str
     family: str
     n_layers: int
@@ -92,7 +94,7 @@ def _verdict(ok: list[bool]) -> str:
     return "pass" if all(ok) else "fail"
 
 
-def _window_numbers(m: Model) -> dict[str, Any]:
+def _window_numbers(m: RunEvidence) -> dict[str, Any]:
     w = m.window
     if w is None:
         return {"window": None, "final_icl": round(m.final_icl, 4)}
@@ -109,7 +111,7 @@ def _window_numbers(m: Model) -> dict[str, Any]:
     }
 
 
-def c1(models: list[Model], t: dict) -> dict:
+def c1(models: list[RunEvidence], t: dict) -> dict:
     th = {"window_fraction": t["window_fraction"], "min_icl_drop": t["min_icl_drop"]}
     multi = [m for m in models if m.family == "attention-only" and m.n_layers >= 2]
     if not multi:
@@ -118,7 +120,7 @@ def c1(models: list[Model], t: dict) -> dict:
     return _claim("C1", _verdict([m.has_phase_change for m in multi]), numbers, th)
 
 
-def c2(models: list[Model], t: dict) -> dict:
+def c2(models: list[RunEvidence], t: dict) -> dict:
     th = {"far_less_ratio": t["far_less_ratio"], "min_icl_drop": t["min_icl_drop"]}
     one = [m for m in models if m.family == "attention-only" and m.n_layers == 1]
     multi = [m for m in models if m.family == "attention-only" and m.n_layers >= 2]
@@ -133,7 +135,7 @@ def c2(models: list[Model], t: dict) -> dict:
     return _claim("C2", _verdict(ok), numbers, th)
 
 
-def c3(models: list[Model], t: dict) -> dict:
+def c3(models: list[RunEvidence], t: dict) -> dict:
     tau = t["induction_prefix_matching"]
     th = {"induction_prefix_matching": tau, "window_fraction": t["window_fraction"]}
     vanilla = [m for m in models if m.family in VANILLA]
@@ -162,7 +164,7 @@ def c3(models: list[Model], t: dict) -> dict:
     return _claim("C3", _verdict(ok), numbers, th)
 
 
-def _against_one_layer(models: list[Model]) -> tuple[Model | None, list[Model], str]:
+def _against_one_layer(models: list[RunEvidence]) -> tuple[RunEvidence | None, list[RunEvidence], str]:
     """(the 1-layer attention-only control, the vanilla multi-layer models with a phase change, why the
     comparison cannot be made or ""): C4 and C7 compare each such model with the control."""
     refs = [m for m in models if m.family == "attention-only" and m.n_layers == 1]
@@ -173,7 +175,7 @@ def _against_one_layer(models: list[Model]) -> tuple[Model | None, list[Model], 
     return refs[0], changed, ""
 
 
-def c4(models: list[Model], t: dict) -> dict:
+def c4(models: list[RunEvidence], t: dict) -> dict:
     """The bump: the multi-layer and 1-layer loss curves part inside the window. The gap (1-layer held-out
     loss, interpolated on tokens seen, minus the model's) is smoothed over `icl_smoothing` snapshots;
     its fastest growth inside the window must be at least `bump_rate_ratio` times its typical (median)
@@ -211,7 +213,7 @@ def c4(models: list[Model], t: dict) -> dict:
     return _claim("C4", _verdict(ok), numbers, th)
 
 
-def c5(models: list[Model], t: dict) -> dict:
+def c5(models: list[RunEvidence], t: dict) -> dict:
     th = {"window_fraction": t["window_fraction"], "min_icl_drop": t["min_icl_drop"]}
     s1 = [m for m in models if m.family == "smeared-key" and m.n_layers == 1]
     s2 = [m for m in models if m.family == "smeared-key" and m.n_layers == 2]
@@ -245,7 +247,7 @@ def c5(models: list[Model], t: dict) -> dict:
     return _claim("C5", _verdict(ok), numbers, th)
 
 
-def c6(models: list[Model], t: dict) -> dict:
+def c6(models: list[RunEvidence], t: dict) -> dict:
     th = {"ablation_fraction": t["window_fraction"]}
     with_ablation = [m for m in models if m.ablation is not None]
     if not with_ablation:
@@ -260,7 +262,7 @@ def c6(models: list[Model], t: dict) -> dict:
     return _claim("C6", _verdict(ok), numbers, th)
 
 
-def c7(models: list[Model], t: dict) -> dict:
+def c7(models: list[RunEvidence], t: dict) -> dict:
     """In every vanilla multi-layer model with a phase change, the per-token-loss trajectory (joint PCA,
     every component kept) turns inside the window:
 
@@ -327,7 +329,7 @@ def c7(models: list[Model], t: dict) -> dict:
 CLAIMS = (c1, c2, c3, c4, c5, c6, c7)
 
 
-def evaluate(models: list[Model], thresholds: dict[str, Any]) -> list[dict[str, Any]]:
+def evaluate(models: list[RunEvidence], thresholds: dict[str, Any]) -> list[dict[str, Any]]:
     """Every claim on one replicate's models."""
     return [claim(models, thresholds) for claim in CLAIMS]
 
@@ -335,18 +337,19 @@ def evaluate(models: list[Model], thresholds: dict[str, Any]) -> list[dict[str, 
 def load_models(
     runs: list[dict[str, Any]],
     losses: list[str],
-    heads: list[str],
+    head_scores: list[str],
     phases: list[str],
     ablations: list[str],
     pcas: list[str],
-) -> dict[int, list[Model]]:
-    """{replicate: [Model, ...]} from `runs` (replicate, seed, name, family, n_layers, warmup_tokens) and
-    their files in the same order; `pcas` holds one joint-PCA file per replicate, in replicate order."""
+) -> dict[int, list[RunEvidence]]:
+    """{replicate: [RunEvidence, ...]} from `runs` (replicate, seed, name, family, n_layers,
+    warmup_tokens) and their files in the same order; `pcas` holds one joint-PCA file per replicate,
+    in replicate order."""
     replicates = sorted({run["replicate"] for run in runs})
     if len(pcas) != len(replicates):
         raise ValueError(f"{len(pcas)} PCA files for {len(replicates)} replicates")
     projected = {r: pca.read(path) for r, path in zip(replicates, pcas, strict=True)}
-    out: dict[int, list[Model]] = {r: [] for r in replicates}
+    out: dict[int, list[RunEvidence]] = {r: [] for r in replicates}
     for i, run in enumerate(runs):
         name, seed = run["name"], run["seed"]
         measured = readers.losses(losses[i])
@@ -357,10 +360,10 @@ def load_models(
                 f"{losses[i]} holds model {measured.model} seed {measured.seed}, expected {name} seed "
                 f"{seed} (files out of order?)"
             )
-        prefix = readers.heads(heads[i]).scores["prefix_matching"]
+        prefix = readers.head_scores(head_scores[i]).scores["prefix_matching"]
         read = phase.read(phases[i])
         out[run["replicate"]].append(
-            Model(
+            RunEvidence(
                 name,
                 run["family"],
                 run["n_layers"],
@@ -387,10 +390,10 @@ def _spread(values: list[float]) -> dict[str, float] | None:
     return {"mean": float(v.mean()), "sd": sd, "min": float(v.min()), "max": float(v.max())}
 
 
-def windows_over_replicates(by_replicate: dict[int, list[Model]]) -> dict[str, Any]:
+def windows_over_replicates(by_replicate: dict[int, list[RunEvidence]]) -> dict[str, Any]:
     """Per model: each replicate's window status, and the start and end of the phase-change windows
     (steps and tokens) as mean, s.d. and range over the replicates that have one."""
-    runs: dict[str, list[Model]] = {}
+    runs: dict[str, list[RunEvidence]] = {}
     for models in by_replicate.values():
         for m in models:
             runs.setdefault(m.name, []).append(m)
@@ -454,15 +457,17 @@ def ablation_summary(path: str | Path) -> dict[str, Any]:
 
 
 def run(
-    settings: dict[str, Any],
     losses: list[str],
-    heads: list[str],
-    phases: list[str],
-    ablations: list[str],
-    pcas: list[str],
-    out_path: str | Path,
+    head_scores: list[str],
+    phase: list[str],
+    ablation: list[str],
+    pca: list[str],
+    claims: str | Path,
+    settings: dict[str, Any],
 ) -> None:
-    models = load_models(settings["runs"], losses, heads, phases, ablations, pcas)
+    """claims.json from every run's files (in the order of settings["runs"]) and one joint-PCA file
+    per replicate, in replicate order."""
+    models = load_models(settings["runs"], losses, head_scores, phase, ablation, pca)
     by_replicate = {r: evaluate(ms, settings["thresholds"]) for r, ms in models.items()}
     summary = summarize(by_replicate)
     for c in summary:
@@ -482,5 +487,5 @@ def run(
         ],
         "thresholds": settings["thresholds"],
     }
-    with h5io.atomic_path(out_path) as tmp:
+    with h5io.atomic_path(claims) as tmp:
         tmp.write_text(json.dumps(document, indent=2, allow_nan=False) + "\n")

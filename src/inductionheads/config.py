@@ -149,10 +149,10 @@ def _check_consistency(config: dict[str, Any]) -> None:
             "must be disjoint token ranges inside 1..'evaluation.context_length' - 1 "
             f"(got {ev['icl_early']}, {ev['icl_late']} ± {w}, context {ev['context_length']})"
         )
-    heads = config["heads"]
-    if heads["prev_token_contexts"] > ev["n_contexts"]:
+    scoring = config["head_scores"]
+    if scoring["prev_token_contexts"] > ev["n_contexts"]:
         raise ConfigError(
-            f"config key 'heads.prev_token_contexts' ({heads['prev_token_contexts']}) exceeds "
+            f"config key 'head_scores.prev_token_contexts' ({scoring['prev_token_contexts']}) exceeds "
             f"'evaluation.n_contexts' ({ev['n_contexts']}): they are drawn from the same held-out contexts"
         )
     if config["ablation"]["n_contexts"] > ev["n_contexts"]:
@@ -160,7 +160,7 @@ def _check_consistency(config: dict[str, Any]) -> None:
             f"config key 'ablation.n_contexts' ({config['ablation']['n_contexts']}) exceeds "
             f"'evaluation.n_contexts' ({ev['n_contexts']}): ablations use the first held-out contexts"
         )
-    seq_len = 1 + heads["repeat_length"] * heads["n_repeats"]
+    seq_len = 1 + scoring["repeat_length"] * scoring["n_repeats"]
     shards = config.get("shards", 1)
     for name in config["models"]:
         spec = model_spec(config, name)

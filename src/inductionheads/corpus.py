@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from . import h5io
+from .config import digest
 from .corpus_files import BINARY, file_paths, read_text_file
 
 BOS = "<|bos|>"
@@ -147,11 +148,10 @@ def encode_stream(tok, docs: list[Document], bos_id: int = 0) -> tuple[np.ndarra
     return stream, offsets
 
 
-def build(
-    corpus: dict[str, Any], tokens_path: str | Path, tokenizer_path: str | Path, config_hash: str
-) -> None:
-    """Read the corpus, split it, train BPE on the training split (or load `corpus.tokenizer`), write
-    the token store."""
+def build(tokens: str | Path, tokenizer: str | Path, settings: dict[str, Any]) -> None:
+    """Read the corpus (`settings`: the config's corpus section), split it, train BPE on the training
+    split (or load `corpus.tokenizer`), write the token store and the tokenizer."""
+    corpus = settings
     skipped: list[str] = []
     docs = documents(corpus, skipped)
     if skipped:  # an empty file is common (an __init__.py); a binary one is worth a warning
@@ -186,9 +186,9 @@ def build(
     counts = np.bincount(train_ids, minlength=vocab)
     tok_digest = hashlib.sha256(tokenizer_json.encode()).hexdigest()[:16]
     with h5io.atomic_writer(
-        tokens_path,
+        tokens,
         "corpus",
-        config_hash,
+        digest(settings),
         vocab_size=vocab,
         bos_id=bos_id,
         source=corpus["source"],
@@ -202,7 +202,7 @@ def build(
         h5io.write(f, "train_token_counts", counts, ("vocab",), units="count")
         f.attrs["heldout_doc_ids"] = "\n".join(d.doc_id for d in heldout)
         f.attrs["skipped_files"] = "\n".join(skipped)  # files left out, each with why
-    with h5io.atomic_path(tokenizer_path) as tmp:
+    with h5io.atomic_path(tokenizer) as tmp:
         tmp.write_text(tokenizer_json)
 
 

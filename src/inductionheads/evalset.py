@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from . import h5io
+from .config import digest
 
 STAGE = "evalset"
 
@@ -49,14 +50,11 @@ def heldout_contexts(heldout: np.ndarray, n_contexts: int, length: int, seed: in
     return np.stack([heldout[s : s + length] for s in starts]).astype(np.int64)
 
 
-def build(
-    tokens_path: str | Path,
-    out_path: str | Path,
-    evaluation: dict[str, Any],
-    heads: dict[str, Any],
-    config_hash: str,
-) -> None:
-    with h5io.open_input(tokens_path, "corpus") as f:
+def build(tokens: str | Path, evalset: str | Path, settings: dict[str, Any]) -> None:
+    """The held-out contexts and random-token vector (settings["evaluation"]) and the repeated
+    random sequences (settings["head_scores"])."""
+    evaluation, heads = settings["evaluation"], settings["head_scores"]
+    with h5io.open_input(tokens, "corpus") as f:
         heldout = h5io.read(f, "heldout").astype(np.int64)
         counts = h5io.read(f, "train_token_counts")
         vocab = int(f.attrs["vocab_size"])
@@ -70,9 +68,9 @@ def build(
         allowed, heads["n_sequences"], heads["repeat_length"], heads["n_repeats"], heads["seed"], bos_id
     )
     with h5io.atomic_writer(
-        out_path,
+        evalset,
         STAGE,
-        config_hash,
+        digest(settings),
         vocab_size=vocab,
         bos_id=bos_id,
         repeat_length=heads["repeat_length"],

@@ -1,9 +1,9 @@
 """Seaborn figures of the paper's plots, drawn from the stored HDF5 results only.
 
 Each figure is one function `name(inputs, settings) -> Figure`, where `inputs` maps a result kind
-(snapshots, losses, heads, phase: one file per model, in config order; pca: one file) to its files;
-every figure names its models from the files themselves. `draw` renders a set of figures in one
-process. Phase-change windows are shaded wherever a model has one.
+(snapshots, losses, head_scores, phase, ablation: one file per run, in config order; pca: one file) to
+its files; every figure names its models from the files themselves. `draw` renders a set of figures in
+one process, each into the file its name gives. Phase-change windows are shaded wherever a model has one.
 """
 
 from __future__ import annotations
@@ -60,10 +60,8 @@ def training_loss(inputs: Inputs, settings: dict[str, Any]) -> plt.Figure:
     """Training loss (moving average) over tokens seen, all models in one plot."""
     frames = []
     for path in inputs["snapshots"]:
-        with h5io.open_input(path, "train") as f:
-            loss = h5io.read(f, "train_loss")
-            per_step = int(f.attrs["tokens_per_step"])
-            name = h5io.read_json_attr(f, "spec")["name"]
+        run = readers.training(path)
+        loss, per_step, name = run.train_loss, run.tokens_per_step, run.spec["name"]
         if not len(loss):  # an imported checkpoint series carries no training-loss curve
             continue
         w = settings["smoothing_window"]
@@ -82,8 +80,8 @@ def training_loss(inputs: Inputs, settings: dict[str, Any]) -> plt.Figure:
 
 
 @dataclass
-class Curves:
-    """What the analysis figures draw of one model."""
+class MeasuredRun:
+    """One training run (model, seed) as the analysis figures draw it: its stored measurements."""
 
     name: str
     family: str
@@ -94,6 +92,7 @@ class Curves:
     mean_loss: np.ndarray  # [snapshot, context index]
     early: int
     late: int
+    icl_window: int
     window: dict | None
     heads: dict[str, np.ndarray] | None = None  # score name -> [snapshot, layer, head]
     ablation: dict[str, Any] | None = None  # see _ablation
@@ -102,25 +101,24 @@ class Curves:
     seed: int = 0
 
 
-def _curves(inputs: Inputs) -> list[Curves]:
-    """One Curves per losses file, with its phase, heads and snapshot files when they are given."""
+def _measured_runs(inputs: Inputs) -> list[MeasuredRun]:
+    """One MeasuredRun per losses file, with its phase, heads and snapshot files when they are given."""
     windows = _windows(inputs)
     out = []
     for i, path in enumerate(inputs["losses"]):
         m = readers.losses(path)
-        c = Curves(
+        c = MeasuredRun(
             m.model, "", 0, m.tokens_seen, m.icl_score, m.icl_score_se, m.mean_loss, m.icl_early,
-            m.icl_late, windows.get((m.model, m.seed)), seed=m.seed,
+            m.icl_late, m.icl_window, windows.get((m.model, m.seed)), seed=m.seed,
         )  # fmt: skip
-        if inputs.get("heads"):
-            c.heads = readers.heads(inputs["heads"][i]).scores
+        if inputs.get("head_scores"):
+            c.heads = readers.head_scores(inputs["head_scores"][i]).scores
         if inputs.get("ablation"):
             c.ablation = _ablation(inputs["ablation"][i])
         if inputs.get("snapshots"):
-            with h5io.open_input(inputs["snapshots"][i], "train") as f:
-                spec = h5io.read_json_attr(f, "spec")
-                c.family, c.n_layers = spec["family"], spec["n_layers"]
-                c.train_loss, c.tokens_per_step = h5io.read(f, "train_loss"), int(f.attrs["tokens_per_step"])
+            run = readers.training(inputs["snapshots"][i])
+            c.family, c.n_layers = run.spec["family"], run.spec["n_layers"]
+            c.train_loss, c.tokens_per_step = run.train_loss, run.tokens_per_step
         out.append(c)
     return out
 
@@ -137,7 +135,7 @@ def _ablation(path: str) -> dict[str, Any]:
 HEAD_CLASS_COLOURS = {"induction": "#d62828", "previous-token": "#1d4ed8", "other": "#9ca3af"}
 
 
-def _ablation_lines(ax, c: Curves, key: str, settings: dict[str, Any], legend: bool = True) -> None:
+def _ablation_lines(ax, c: MeasuredRun, key: str, settings: dict[str, Any], legend: bool = True) -> None:
     """One line per head of an ablation result over training, coloured by the head's class at the
     last snapshot (induction / previous-token / other)."""
     values = c.ablation[key]
@@ -171,7 +169,7 @@ def _ablation_lines(ax, c: Curves, key: str, settings: dict[str, Any], legend: b
 
 
 def _ablation_figure(inputs: Inputs, settings: dict[str, Any], quantity: str, ylabel: str, title: str):
-    (c,) = _curves(inputs)
+    (c,) = _measured_runs(inputs)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
     for ax, method in zip(axes, ("pattern_preserving", "full"), strict=True):
         _ablation_lines(ax, c, f"{method}/{quantity}", settings)
@@ -205,29 +203,38 @@ def ablation_before_after(inputs: Inputs, settings: dict[str, Any]) -> plt.Figur
     )
 
 
-def _icl_panel(ax, c: Curves, color, label: str | None = None) -> None:
+def _icl_panel(ax, c: MeasuredRun, color, label: str | None = None) -> None:
     ax.plot(c.tokens_seen, c.icl, color=color, label=label)
     ax.fill_between(c.tokens_seen, c.icl - c.icl_se, c.icl + c.icl_se, color=color, alpha=0.25, linewidth=0)
     ax.axhline(0, color="grey", lw=0.8)
 
 
 def icl_score(inputs: Inputs, settings: dict[str, Any]) -> plt.Figure:
-    """ICL score (loss at token late minus loss at token early) over training, ± 1 standard error."""
-    curves = _curves(inputs)
+    """ICL score (late-token loss minus early-token loss, as `icl_definition`) over training, ± 1 s.e."""
+    curves = _measured_runs(inputs)
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for color, c in zip(sns.color_palette(n_colors=len(curves)), curves, strict=True):
         _icl_panel(ax, c, color, c.name)
-    c = curves[0]
     ax.set_xlabel("tokens seen")
-    ax.set_ylabel(f"ICL score: L(token {c.late}) - L(token {c.early}) (nats)")
+    ax.set_ylabel(f"ICL score: {icl_definition(curves[0])} (nats)")
     ax.set_title("In-context learning score over training (band: ±1 s.e.)")
     ax.legend(title="model")
     return fig
 
 
+def icl_definition(c: MeasuredRun) -> str:
+    """The ICL score as the losses file defines it: single tokens, or means over token windows."""
+    if c.icl_window == 0:
+        return f"L(token {c.late}) − L(token {c.early})"
+    w = c.icl_window
+    return f"mean L(tokens {c.late - w}–{c.late + w}) − mean L(tokens {c.early - w}–{c.early + w})"
+
+
 def icl_by_depth(inputs: Inputs, settings: dict[str, Any]) -> plt.Figure:
     """ICL score of the attention-only models, by depth, phase changes shaded in each model's colour."""
-    curves = sorted((c for c in _curves(inputs) if c.family == "attention-only"), key=lambda c: c.n_layers)
+    curves = sorted(
+        (c for c in _measured_runs(inputs) if c.family == "attention-only"), key=lambda c: c.n_layers
+    )
     fig, ax = plt.subplots(figsize=(7, 4.2))
     palette = sns.color_palette("viridis", n_colors=max(len(curves), 1))
     for color, c in zip(palette, curves, strict=True):
@@ -236,7 +243,7 @@ def icl_by_depth(inputs: Inputs, settings: dict[str, Any]) -> plt.Figure:
             ax.axvspan(c.window["start_tokens"], c.window["end_tokens"], color=color, alpha=0.12, lw=0)
     ax.set_xlabel("tokens seen")
     ax.set_ylabel("ICL score (nats)")
-    ax.set_title("Attention-only models: ICL score by depth (shaded: each model's phase change)")
+    ax.set_title("ICL score of the attention-only models by depth\n(shaded: each model's phase change)")
     if curves:
         ax.legend(title="model")
     else:
@@ -246,31 +253,44 @@ def icl_by_depth(inputs: Inputs, settings: dict[str, Any]) -> plt.Figure:
 
 def smeared_vs_vanilla(inputs: Inputs, settings: dict[str, Any]) -> plt.Figure:
     """2 x 2 grid: rows 1 and 2 layers, columns attention-only and smeared-key; ICL score with the
-    phase change shaded and the largest prefix-matching score on a second axis."""
-    curves = _curves(inputs)
-    fig, axes = plt.subplots(2, 2, figsize=(10, 6.5), sharex=True, sharey=True)
+    phase change shaded and the largest prefix-matching score on a second axis (one legend below)."""
+    curves = _measured_runs(inputs)
+    fig, axes = plt.subplots(2, 2, figsize=(10, 7), sharex=True, sharey=True)
+    handles = {}
     for row, layers in enumerate((1, 2)):
         for col, family in enumerate(("attention-only", "smeared-key")):
             ax = axes[row, col]
             found = [c for c in curves if c.family == family and c.n_layers == layers]
-            ax.set_title(f"{family}, {layers} layer{'s' if layers > 1 else ''}")
             if not found:
+                ax.set_title(f"{family}, {layers} layer{'s' if layers > 1 else ''}")
                 ax.text(0.5, 0.5, "no such model in this experiment", ha="center", transform=ax.transAxes)
                 continue
             c = found[0]
-            _icl_panel(ax, c, "C0", f"{c.name}: ICL score")
+            ax.set_title(f"{c.name}: {family}, {layers} layer{'s' if layers > 1 else ''}")
+            _icl_panel(ax, c, "C0", "ICL score (left axis; band ±1 s.e.)")
             _shade_window(ax, c.window, label=True)
             if c.heads is not None:
                 twin = ax.twinx()
-                twin.plot(c.tokens_seen, c.heads["prefix_matching"].max(axis=(1, 2)), color="C3", lw=1)
+                twin.grid(False)  # the twin's ticks would draw a second, clashing grid
+                twin.plot(
+                    c.tokens_seen,
+                    c.heads["prefix_matching"].max(axis=(1, 2)),
+                    color="C3",
+                    lw=1,
+                    label="largest prefix matching of any head (right axis)",
+                )
                 twin.set_ylim(0, 1)
                 twin.set_ylabel("max prefix matching", color="C3")
-            ax.legend(loc="lower left", fontsize="small")
+                handles.update(zip(*reversed(twin.get_legend_handles_labels()), strict=True))
+            handles.update(zip(*reversed(ax.get_legend_handles_labels()), strict=True))
     for ax in axes[1]:
         ax.set_xlabel("tokens seen")
     for ax in axes[:, 0]:
         ax.set_ylabel("ICL score (nats)")
     fig.suptitle("Smeared keys vs vanilla attention")
+    if handles:
+        fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=len(handles), fontsize="small")
+        fig.subplots_adjust(bottom=0.14)
     return fig
 
 
@@ -288,7 +308,7 @@ def copying_vs_prefix_matching(inputs: Inputs, settings: dict[str, Any]) -> plt.
     """Every head of every model at its last snapshot: copying against prefix matching, induction
     heads (both scores above their thresholds, the dashed lines) marked."""
     rows = []
-    for c in _curves(inputs):
+    for c in _measured_runs(inputs):
         classes = head_classes(c.heads, settings)
         pm, cp = c.heads["prefix_matching"][-1], c.heads["copying"][-1]
         for layer, head in np.ndindex(pm.shape):
@@ -341,15 +361,27 @@ def pca_trajectories(inputs: Inputs, settings: dict[str, Any]) -> plt.Figure:
     return fig
 
 
-def _heatmap(ax, fig, x, index, values, cmap, label, centred=False):
-    bound = max(float(np.abs(values).max()), 1e-6)
-    norm = TwoSlopeNorm(0, -bound, bound) if centred else None
+def _heatmap(ax, fig, x, index, values, cmap, label, centred=False, bound=None):
+    """values [snapshot, index] over x and a log-scale index; `bound` fixes the colour range (the largest
+    |value| when centred, else (low, high)) so that panels side by side share one scale."""
+    if centred:
+        b = bound if bound is not None else max(float(np.abs(values).max()), 1e-6)
+        norm = TwoSlopeNorm(0, -b, b)
+    else:
+        low, high = bound if bound is not None else (None, None)
+        norm = matplotlib.colors.Normalize(low, high)
     mesh = ax.pcolormesh(x, index, values.T, shading="nearest", cmap=cmap, norm=norm)
     ax.set_yscale("log")
     fig.colorbar(mesh, ax=ax, label=label)
 
 
-def _head_lines(ax, x, scores, ylabel):
+def _robust_bound(values: list[np.ndarray], quantile: float = 0.98) -> float:
+    """A centred colour scale's bound: the `quantile` of |value| over every panel, so that a few
+    extreme cells (short contexts, the first snapshots) do not wash out the rest."""
+    return max(float(np.quantile(np.abs(np.concatenate([v.ravel() for v in values])), quantile)), 1e-6)
+
+
+def _head_lines(ax, x, scores, ylabel, legend: bool = False):
     """One line per head, coloured by layer (viridis, first layer dark); NaN layers are skipped."""
     S, L, H = scores.shape
     colours = sns.color_palette("viridis", n_colors=L)
@@ -364,30 +396,48 @@ def _head_lines(ax, x, scores, ylabel):
                     label=f"layer {layer + 1}" if h == 0 else None,
                 )
     ax.set_ylabel(ylabel)
+    if legend:
+        ax.legend(fontsize="x-small", title="one line per head", title_fontsize="x-small", loc="upper left")
+
+
+# the table's rows, as labelled on its left edge
+TABLE_ROWS = (
+    "PCA of\nper-token losses",
+    "loss over\ntraining",
+    "loss by\ncontext index",
+    "dLoss / d ln(i)",
+    "ICL score",
+    "prefix matching\nper head",
+    "QK trace\nper head",
+)
+ABLATION_ROWS = ("ablation projected on\nbefore-and-after", "ablation effect\non ICL score")
 
 
 def model_analysis_table(inputs: Inputs, settings: dict[str, Any]) -> plt.Figure:
     """The paper's Model Analysis Table: one column per model, one row per measurement over training,
-    phase-change windows shaded."""
-    curves = _curves(inputs)
+    phase-change windows shaded. Every column shares one tokens axis, and each row one y range or
+    colour scale, so that columns compare at a glance."""
+    curves = _measured_runs(inputs)
     projected = pca.read(inputs["pca"][0])
     projected.pop(None)
-    rows = [
-        "PCA of per-token losses",
-        "loss over training",
-        "loss by context index",
-        "dLoss / d ln(i)",
-        "ICL score",
-        "prefix matching per head",
-        "QK trace per head",
-    ]
+    rows = list(TABLE_ROWS)
     # ablation rows when every model has ablation results (no empty panels)
     with_ablation = all(c.ablation is not None for c in curves)
     if with_ablation:
-        rows += ["ablation to before-and-after", "ablation to ICL score"]
+        rows += ABLATION_ROWS
     n = len(curves)
-    fig, axes = plt.subplots(len(rows), n, figsize=(3.6 * n + 1, 2.5 * len(rows)), squeeze=False)
-    for col, c in enumerate(curves):
+    fig, axes = plt.subplots(len(rows), n, figsize=(3.6 * n + 1.2, 2.5 * len(rows)), squeeze=False)
+    tokens_max = max(float(c.tokens_seen[-1]) for c in curves)
+    dloss = [dloss_dlog_index(c.mean_loss) for c in curves]
+    dloss_bound = _robust_bound([d for _, d in dloss])
+    loss_range = (
+        min(float(c.mean_loss.min()) for c in curves),
+        max(float(c.mean_loss.max()) for c in curves),
+    )
+    icl_low = min(float(np.nanmin(c.icl - c.icl_se)) for c in curves)
+    icl_high = max(float(np.nanmax(c.icl + c.icl_se)) for c in curves)
+    icl_pad = 0.05 * (icl_high - icl_low)
+    for col, (c, (centres, dl)) in enumerate(zip(curves, dloss, strict=True)):
         column = axes[:, col]
         column[0].set_title(f"{c.name}\n{c.family}, {c.n_layers} layer{'s' if c.n_layers > 1 else ''}")
         # PCA: this model over the others (grey)
@@ -410,19 +460,20 @@ def model_analysis_table(inputs: Inputs, settings: dict[str, Any]) -> plt.Figure
             column[1].plot(c.tokens_seen, c.mean_loss.mean(1), color="C0", marker=".")
             column[1].set_ylabel("held-out loss")
         index = np.arange(1, c.mean_loss.shape[1] + 1)
-        _heatmap(column[2], fig, c.tokens_seen, index, c.mean_loss, "viridis", "nats")
+        _heatmap(column[2], fig, c.tokens_seen, index, c.mean_loss, "viridis", "nats", bound=loss_range)
         column[2].set_ylabel("context index")
-        centres, dloss = dloss_dlog_index(c.mean_loss)
-        _heatmap(column[3], fig, c.tokens_seen, centres, dloss, "RdBu_r", "nats", centred=True)
+        _heatmap(
+            column[3], fig, c.tokens_seen, centres, dl, "RdBu_r", "nats", centred=True, bound=dloss_bound
+        )
         column[3].set_ylabel("context index")
         _icl_panel(column[4], c, "C0")
+        column[4].set_ylim(icl_low - icl_pad, icl_high + icl_pad)
         column[4].set_ylabel("ICL score (nats)")
-        _head_lines(column[5], c.tokens_seen, c.heads["prefix_matching"], "prefix matching")
+        _head_lines(column[5], c.tokens_seen, c.heads["prefix_matching"], "prefix matching", legend=True)
         column[5].set_ylim(0, 1)
         if c.n_layers > 1:
-            _head_lines(column[6], c.tokens_seen, c.heads["qk_trace"], "QK trace")
+            _head_lines(column[6], c.tokens_seen, c.heads["qk_trace"], "QK trace", legend=True)
             column[6].set_ylim(-1, 1)
-            column[6].legend(fontsize="x-small")
         else:
             column[6].text(0.5, 0.5, "1 layer: no K-composition", ha="center", transform=column[6].transAxes)
             column[6].set_yticks([])
@@ -435,19 +486,20 @@ def model_analysis_table(inputs: Inputs, settings: dict[str, Any]) -> plt.Figure
             column[8].set_ylabel("delta ICL (nats)")
         for ax in column[1:]:
             _shade_window(ax, c.window)
-            ax.set_xlim(c.tokens_seen[0], c.tokens_seen[-1])
+            ax.set_xlim(0, tokens_max)
         column[-1].set_xlabel("tokens seen")
     for ax, label in zip(axes[:, 0], rows, strict=True):
         ax.annotate(
             label,
-            (-0.42, 0.5),
+            (-0.5, 0.5),
             xycoords="axes fraction",
             rotation=90,
             va="center",
             ha="center",
             fontweight="bold",
+            fontsize="medium",
         )
-    fig.suptitle("Model Analysis Table (shaded: phase-change window)")
+    fig.suptitle("Model Analysis Table (shaded: phase-change window; hatched: a window too small to be one)")
     return fig
 
 
@@ -459,7 +511,7 @@ def _loss_heatmap(inputs: Inputs, title: str, label: str, by_index, cmap: str, c
     mean, x, name = m.mean_loss, m.tokens_seen, m.model
     index, values = by_index(mean)
     fig, ax = plt.subplots(figsize=(7, 4.2))
-    _heatmap(ax, fig, x, index, values, cmap, label, centred)
+    _heatmap(ax, fig, x, index, values, cmap, label, centred, _robust_bound([values]) if centred else None)
     ax.set_xlabel("tokens seen")
     ax.set_ylabel("context index i")
     ax.set_title(f"{name}: {title}")
@@ -491,8 +543,8 @@ def dloss_heatmap(inputs: Inputs, settings: dict[str, Any]) -> plt.Figure:
 
 def prefix_matching(inputs: Inputs, settings: dict[str, Any]) -> plt.Figure:
     """Prefix-matching score of every head over training, coloured by layer."""
-    (path,) = inputs["heads"]
-    run = readers.heads(path)
+    (path,) = inputs["head_scores"]
+    run = readers.head_scores(path)
     scores, x, name = run.scores["prefix_matching"], run.tokens_seen, run.model
     fig, ax = plt.subplots(figsize=(7, 4.2))
     _head_lines(ax, x, scores, "prefix matching")
@@ -503,10 +555,10 @@ def prefix_matching(inputs: Inputs, settings: dict[str, Any]) -> plt.Figure:
     return fig
 
 
-def _runs(inputs: Inputs) -> dict[str, list[tuple[int, Curves]]]:
+def _runs(inputs: Inputs) -> dict[str, list[tuple[int, MeasuredRun]]]:
     """Every run's curves grouped by model (in order of appearance): {model: [(seed, curves), ...]}."""
-    by_model: dict[str, list[tuple[int, Curves]]] = {}
-    for c in _curves(inputs):
+    by_model: dict[str, list[tuple[int, MeasuredRun]]] = {}
+    for c in _measured_runs(inputs):
         by_model.setdefault(c.name, []).append((c.seed, c))
     return by_model
 
@@ -566,7 +618,7 @@ def icl_by_replicate(inputs: Inputs, settings: dict[str, Any]) -> plt.Figure:
     )
 
 
-def top_head(c: Curves) -> tuple[int, int]:
+def top_head(c: MeasuredRun) -> tuple[int, int]:
     """(layer, head) of the head with the highest prefix matching at the last snapshot."""
     final = c.heads["prefix_matching"][-1]
     return tuple(int(i) for i in np.unravel_index(np.nanargmax(final), final.shape))
@@ -605,17 +657,36 @@ FIGURES = {
 }
 
 
-def draw(names: list[str], inputs: Inputs, out_dir: str | Path, settings: dict[str, Any]) -> None:
-    """Render `names` into `out_dir`/<name>.png; `inputs` maps a result kind to its files."""
-    unknown = sorted(set(names) - set(FIGURES))
+def draw(
+    figures: list[str],
+    settings: dict[str, Any],
+    snapshots: list[str] | None = None,
+    losses: list[str] | None = None,
+    head_scores: list[str] | None = None,
+    phase: list[str] | None = None,
+    ablation: list[str] | None = None,
+    pca: list[str] | None = None,
+) -> None:
+    """Render each of `figures` (paths <dir>/<figure name>.png) from the result files given."""
+    paths = [Path(p) for p in figures]
+    unknown = sorted({p.stem for p in paths} - set(FIGURES))
     if unknown:
         raise ValueError(f"unknown figure(s) {', '.join(unknown)} (have: {', '.join(FIGURES)})")
+    given = {
+        "snapshots": snapshots,
+        "losses": losses,
+        "head_scores": head_scores,
+        "phase": phase,
+        "ablation": ablation,
+        "pca": pca,
+    }
+    inputs = {kind: files for kind, files in given.items() if files}
     sns.set_theme(style=settings["style"])
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for name in names:
-        fig = FIGURES[name](inputs, settings)
-        fig.tight_layout(rect=(0, 0, 1, 0.97 if fig.get_suptitle() else 1))
-        with h5io.atomic_path(out_dir / f"{name}.png", suffix=".tmp.png") as tmp:
+    for path in paths:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig = FIGURES[path.stem](inputs, settings)
+        # room at the top for a suptitle and at the bottom for a figure-wide legend
+        fig.tight_layout(rect=(0, 0.05 if fig.legends else 0, 1, 0.97 if fig.get_suptitle() else 1))
+        with h5io.atomic_path(path, suffix=".tmp.png") as tmp:
             fig.savefig(tmp, dpi=settings["dpi"])
         plt.close(fig)

@@ -112,7 +112,7 @@ def _crc(array: np.ndarray) -> int:
     return zlib.crc32(np.ascontiguousarray(array).tobytes())
 
 
-def _datasets(f: h5py.File) -> list[h5py.Dataset]:
+def datasets(f: h5py.File) -> list[h5py.Dataset]:
     return [obj for obj in _objects(f) if isinstance(obj, h5py.Dataset)]
 
 
@@ -125,7 +125,7 @@ def _objects(f: h5py.File) -> list[h5py.Group | h5py.Dataset]:
 
 # written when the file is sealed, after the attribute checksums: `integrity` is verified by
 # recomputing it, `complete` by being True
-_SEAL_ATTRS = ("crc32_attrs", "integrity", "complete")
+SEAL_ATTRS = ("crc32_attrs", "integrity", "complete")
 
 
 def _attr_bytes(value: Any) -> bytes:
@@ -152,7 +152,7 @@ def _read_attrs(obj: h5py.Group | h5py.Dataset) -> dict[str, Any]:
 
 
 def _attr_crcs(attrs: dict[str, Any]) -> dict[str, int]:
-    return {key: zlib.crc32(_attr_bytes(value)) for key, value in attrs.items() if key not in _SEAL_ATTRS}
+    return {key: zlib.crc32(_attr_bytes(value)) for key, value in attrs.items() if key not in SEAL_ATTRS}
 
 
 def _fingerprint(objects: list, attr_crcs: list[dict[str, int]]) -> str:
@@ -167,7 +167,7 @@ def _fingerprint(objects: list, attr_crcs: list[dict[str, int]]) -> str:
 def _seal(f: h5py.File) -> str:
     """Write every dataset's checksums, then every object's attribute checksums; return the file's
     integrity hash."""
-    for ds in _datasets(f):
+    for ds in datasets(f):
         if ds.ndim >= 2:
             ds.attrs["crc32_rows"] = np.array([_crc(ds[i]) for i in range(ds.shape[0])], dtype=np.uint32)
         else:
@@ -293,122 +293,12 @@ def verify_file(path: str | Path) -> str:
         if not f.attrs.get("complete", False):
             raise H5Error(f"{path}: incomplete; delete it and rerun to rebuild it")
         verify_attrs(f)
-        for ds in _datasets(f):
+        for ds in datasets(f):
             rows = range(ds.shape[0]) if ds.ndim >= 2 else [None]
             for i in rows:
                 read(f, ds.name.lstrip("/"), i)
         return str(f.attrs["integrity"])
 
 
-def verify_tree(root: str | Path) -> dict[str, str]:
-    """`verify_file` on every HDF5 output under `root` (temporary and resume files left out): each
-    file's integrity hash, or "CORRUPT: " and why."""
-    found = {}
-    for path in sorted(Path(root).rglob("*.h5")):
-        try:
-            found[str(path)] = verify_file(path)
-        except H5Error as exc:
-            found[str(path)] = f"CORRUPT: {exc}"
-    return found
-
-
 def read_json_attr(f: h5py.File | h5py.Group, key: str) -> Any:
     return json.loads(f.attrs[key])
-
-
-MANIFEST_COLUMNS = ("file", "stage", "config_hash", "integrity", "package_version", "created", "bytes")
-
-
-def manifest_row(path: str | Path) -> dict[str, str]:
-    """Provenance of one complete output, verified: what produced it and the fingerprint of its contents."""
-    path = Path(path)
-    integrity = verify_file(path)  # a fingerprint is listed only once it is known to be true
-    with h5py.File(path, "r") as f:
-        row = {key: str(f.attrs.get(key, "")) for key in MANIFEST_COLUMNS[1:-1]}
-    return {"file": str(path), **row, "integrity": integrity, "bytes": str(path.stat().st_size)}
-
-
-def write_manifest(paths: list[str], out: str | Path) -> None:
-    """A TSV with one row per HDF5 file (`MANIFEST_COLUMNS`), written atomically."""
-    lines = ["\t".join(MANIFEST_COLUMNS)]
-    lines += ["\t".join(manifest_row(p)[c] for c in MANIFEST_COLUMNS) for p in paths]
-    with atomic_path(out) as tmp:
-        tmp.write_text("\n".join(lines) + "\n")
-
-
-# attributes that describe one file rather than its contents: never carried into a merged file
-_FILE_ATTRS = ("stage", "package_version", "config_hash", "created", "shard", *_SEAL_ATTRS)
-
-
-def shard_label(shard: int, n_shards: int) -> str:
-    return f"{shard + 1}/{n_shards}"
-
-
-def merge_shards(
-    paths: list[str | Path], out_path: str | Path, stage: str, row_axes: tuple[str, ...]
-) -> None:
-    """Merge a stage's snapshot-range shards (in order) into one file, as one unsharded job writes it.
-
-    Datasets whose first axis is in `row_axes` are concatenated along it; every other dataset and
-    attribute must agree between the shards (or be present in one shard only, such as what is
-    computed at the last snapshot). Dtype, chunking, compression, axes and units are kept.
-    """
-    files = [open_input(p, stage) for p in paths]
-    try:
-        for i, (path, f) in enumerate(zip(paths, files, strict=True)):
-            if f.attrs.get("shard") != shard_label(i, len(files)):
-                raise H5Error(
-                    f"{path}: is shard {f.attrs.get('shard')}, expected shard {shard_label(i, len(files))}"
-                )
-            if f.attrs["config_hash"] != files[0].attrs["config_hash"]:
-                raise H5Error(f"{path}: config hash differs from {paths[0]}'s: shards of different runs")
-        attrs: dict[str, Any] = {}
-        for path, f in zip(paths, files, strict=True):
-            for key, value in f.attrs.items():
-                if key in _FILE_ATTRS:
-                    continue
-                if key in attrs and not np.array_equal(attrs[key], value):
-                    raise H5Error(f"{path}: attribute {key} differs between shards")
-                attrs[key] = value
-        names = [ds.name for ds in _datasets(files[0])]
-        with atomic_writer(out_path, stage, str(files[0].attrs["config_hash"]), **attrs) as out:
-            for name in names:
-                parts = [f[name] for f in files]
-                first = parts[0]
-                axes = json.loads(first.attrs["axes"])
-                if axes and axes[0] in row_axes:
-                    shape = (sum(p.shape[0] for p in parts), *first.shape[1:])
-                else:
-                    shape = first.shape
-                    for path, p in zip(paths, parts, strict=True):
-                        same = read(p.file, name), read(first.file, name)
-                        if not np.array_equal(*same, equal_nan=p.dtype.kind == "f"):
-                            raise H5Error(f"{path}: dataset {name} differs between shards")
-                    parts = parts[:1]
-                ds = out.create_dataset(
-                    name,
-                    shape=shape,
-                    dtype=first.dtype,
-                    chunks=first.chunks,
-                    compression=first.compression,
-                    compression_opts=first.compression_opts,
-                    shuffle=first.shuffle,
-                )
-                for key in ("axes", "units"):
-                    if key in first.attrs:
-                        ds.attrs[key] = first.attrs[key]
-                if first.ndim >= 2:  # row by row: a loss matrix need not fit in memory at once
-                    row = 0
-                    for p in parts:
-                        for i in range(p.shape[0]):
-                            ds[row] = read(p.file, p.name, i)
-                            row += 1
-                else:
-                    ds[()] = (
-                        np.concatenate([read(p.file, p.name) for p in parts])
-                        if first.ndim
-                        else read(first.file, first.name)
-                    )
-    finally:
-        for f in files:
-            f.close()

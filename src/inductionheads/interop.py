@@ -109,13 +109,13 @@ def to_hooked_transformer(model: Transformer):
     return hooked.to(next(model.parameters()).device).eval()
 
 
-def export(snapshots_path: str | Path, out_dir: str | Path, indices: list[int] | None = None) -> list[Path]:
+def export(snapshots: str | Path, out_dir: str | Path, *, indices: list[int] | None = None) -> list[Path]:
     """Write `config.json` (HookedTransformerConfig arguments) and one TransformerLens state dict per
     snapshot, `step_<step>.pt`, into `out_dir`: the layout `import_series` reads."""
     from . import h5io
     from .snapshots import SnapshotReader
 
-    out_dir = Path(out_dir)
+    snapshots_path, out_dir = snapshots, Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     with SnapshotReader(snapshots_path) as snaps:
@@ -203,12 +203,14 @@ def _load(path: Path) -> dict[str, torch.Tensor]:
         raise ValueError(f"{path}: not a readable state dict ({exc})") from exc
 
 
-def import_series(settings: dict[str, Any], tokens_path: str | Path, out_path: str | Path) -> None:
+def import_series(tokens: str | Path, snapshots: str | Path, settings: dict[str, Any]) -> None:
     """A snapshot file from a checkpoint series (settings: the model's `name`, `family`, `n_layers`
     and its `checkpoints` source with `tokens_per_step`), read by every measurement rule unchanged."""
-    from . import h5io, snapshots
+    from . import h5io
+    from . import snapshots as snapshot_file
 
-    with h5io.open_input(tokens_path, "corpus") as f:
+    out_path = snapshots
+    with h5io.open_input(tokens, "corpus") as f:
         vocab = int(f.attrs["vocab_size"])
     source = settings["checkpoints"]
     where = f"model {settings['name']} (checkpoints {source.get('path') or source.get('transformer_lens')})"
@@ -233,7 +235,7 @@ def import_series(settings: dict[str, Any], tokens_path: str | Path, out_path: s
         return from_hooked_state_dict(series[index][1](), cfg["n_layers"])
 
     Transformer(spec, vocab).load_state_dict(state(0), strict=True)  # every weight, nothing else
-    snapshots.write(
+    snapshot_file.write(
         out_path,
         spec,
         vocab,

@@ -34,14 +34,54 @@ FAMILIES = ("attention-only", "with-mlp", "smeared-key")
 OUTPUT_INITS = ("zero", "normal")
 
 
+# The weight layout: the axes of each parameter (by the last part of its TransformerLens-style name), as
+# the snapshot file stores them after its leading `snapshot` axis.
+PARAM_AXES = {
+    "W_Q": ("head", "d_model", "d_head"),
+    "W_K": ("head", "d_model", "d_head"),
+    "W_V": ("head", "d_model", "d_head"),
+    "W_O": ("head", "d_head", "d_model"),
+    "b_Q": ("head", "d_head"),
+    "b_K": ("head", "d_head"),
+    "b_V": ("head", "d_head"),
+    "b_O": ("d_model",),
+    "W_E": ("vocab", "d_model"),
+    "W_U": ("d_model", "vocab"),
+    "b_U": ("vocab",),
+    "alpha_smear": ("head",),
+    "pos": ("position", "d_model"),
+    "W_in": ("d_model", "d_mlp"),
+    "b_in": ("d_mlp",),
+    "W_out": ("d_mlp", "d_model"),
+    "b_out": ("d_model",),
+    "weight": ("d_model",),
+    "bias": ("d_model",),
+}
+
+
+def param_axes(name: str) -> tuple[str, ...]:
+    return PARAM_AXES[name.rsplit(".", 1)[-1]]
+
+
+@dataclass
+class LayerCache:
+    """One layer's activations in one forward pass, named as TransformerLens names the hook where the
+    meaning is the same. A replayed (frozen) layer sets only pattern and the LayerNorm scales."""
+
+    resid_pre: torch.Tensor | None = None  # [B, T, D] the residual stream before the layer (hook_resid_pre)
+    ln1_normalized: torch.Tensor | None = None  # [B, T, D] the heads' input (ln1.hook_normalized)
+    ln1_scale: torch.Tensor | None = None  # [B, T, 1] (ln1.hook_scale)
+    pattern: torch.Tensor | None = None  # [B, H, query, key] (attn.hook_pattern)
+    v: torch.Tensor | None = None  # [B, H, T, d_head]: attn.hook_v with the head axis first
+    ln2_scale: torch.Tensor | None = None  # [B, T, 1], models with MLPs only (ln2.hook_scale)
+
+
 @dataclass
 class Cache:
-    """Activations of one forward pass: `layers[l]` holds `resid_pre` (the residual stream before the
-    layer) and `attn_in` (the heads' LayerNormed input) [B, T, D], `pattern` [B, H, query, key], `v`
-    [B, H, T, d_head] and the LayerNorm scales `ln1_scale` (and `ln2_scale`) [B, T, 1];
-    `ln_final_scale` is the final LayerNorm's."""
+    """Activations of one forward pass: one LayerCache per layer, and the final LayerNorm's scale
+    [B, T, 1] (ln_final.hook_scale)."""
 
-    layers: list[dict[str, torch.Tensor]] = field(default_factory=list)
+    layers: list[LayerCache] = field(default_factory=list)
     ln_final_scale: torch.Tensor | None = None
 
 
@@ -126,7 +166,7 @@ class Attention(nn.Module):
                 pattern = frozen_pattern.gather(2, rows)
         else:
             qk_in = x + pos
-            q = self._project(qk_in if queries is None else _rows(qk_in, queries), self.W_Q, self.b_Q)
+            q = self._project(qk_in if queries is None else at_positions(qk_in, queries), self.W_Q, self.b_Q)
             k = self._project(qk_in, self.W_K, self.b_K)
             if self.alpha_smear is not None:
                 k = self.smear(k)
@@ -142,8 +182,7 @@ class Attention(nn.Module):
         if pattern is not None:
             z = pattern @ v
         if cache is not None:
-            cache["pattern"] = pattern
-            cache["v"] = v
+            cache.pattern, cache.v = pattern, v
         if head_mask is not None:
             z = z * head_mask[:, :, None, None]
         B, H, T, E = z.shape
@@ -151,7 +190,7 @@ class Attention(nn.Module):
         return z.transpose(1, 2).reshape(B, T, H * E) @ W_O + self.b_O
 
 
-def _rows(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+def at_positions(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """x [B, T, D] at positions index [B, P]: [B, P, D]."""
     return x.gather(1, index[:, :, None].expand(-1, -1, x.shape[-1]))
 
@@ -185,23 +224,23 @@ class Block(nn.Module):
         """queries [B, P]: the block's output at these positions only, [B, P, D]."""
         hooked = cache is not None or frozen is not None
         if hooked:
-            normed, scale = layer_norm(x, self.ln1, frozen["ln1_scale"] if frozen else None)
+            normed, scale = layer_norm(x, self.ln1, frozen.ln1_scale if frozen else None)
         else:
             normed = self.ln1(x)
         if cache is not None:
-            cache["attn_in"], cache["ln1_scale"] = normed, scale
-        pattern = frozen["pattern"] if frozen else None
+            cache.ln1_normalized, cache.ln1_scale = normed, scale
+        pattern = frozen.pattern if frozen else None
         if queries is not None:
-            x = _rows(x, queries)
+            x = at_positions(x, queries)
         x = x + self.attn(normed, pos, cache, head_mask, pattern, queries)
         if self.mlp is not None:
             if hooked:
-                frozen_scale = frozen["ln2_scale"] if frozen else None
+                frozen_scale = frozen.ln2_scale if frozen else None
                 if frozen_scale is not None and queries is not None:
-                    frozen_scale = _rows(frozen_scale, queries)
+                    frozen_scale = at_positions(frozen_scale, queries)
                 normed, scale = layer_norm(x, self.ln2, frozen_scale)
                 if cache is not None:
-                    cache["ln2_scale"] = scale
+                    cache.ln2_scale = scale
             else:
                 normed = self.ln2(x)
             x = x + self.mlp(normed)
@@ -269,7 +308,7 @@ class Transformer(nn.Module):
         for layer in range(start_layer, self.n_layers):
             layer_cache = None
             if cache is not None:
-                layer_cache = {"resid_pre": x}
+                layer_cache = LayerCache(resid_pre=x)
                 cache.layers.append(layer_cache)
             mask = head_mask[:, layer] if head_mask is not None else None
             last = queries if layer == self.n_layers - 1 else None

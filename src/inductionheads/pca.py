@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -73,17 +74,18 @@ def read(path: str | Path) -> dict[str, dict[str, np.ndarray]]:
     return out
 
 
-def run(losses_paths: list[str], out_path: str | Path, n_components: int) -> None:
-    runs = [readers.losses(path) for path in losses_paths]
+def run(losses: list[str], pca: str | Path, settings: dict[str, Any]) -> None:
+    """The joint PCA (settings["n_components"]) of one replicate's runs, one losses file each."""
+    runs = [readers.losses(path) for path in losses]
     names = [run.model for run in runs]
     vectors = [run.random_token_loss for run in runs]
     tokens = [run.tokens_seen for run in runs]
     hashes = [run.evalset_hash for run in runs]
     if len(set(hashes)) > 1:
-        raise ValueError(f"losses files {losses_paths} were computed on different evaluation sets")
-    scores, components, explained = joint_pca(vectors, n_components)
+        raise ValueError(f"losses files {losses} were computed on different evaluation sets")
+    scores, components, explained = joint_pca(vectors, settings["n_components"])
     log.info("explained variance ratio of the first components: %s", np.round(explained, 3).tolist())
-    with h5io.atomic_writer(out_path, STAGE, hashes[0], models=names) as f:
+    with h5io.atomic_writer(pca, STAGE, hashes[0], models=names) as f:
         for name, s, t in zip(names, scores, tokens, strict=True):
             h5io.write(f, f"scores/{name}", s, ("snapshot", "component"), units="nats")
             h5io.write(f, f"tokens_seen/{name}", t, ("snapshot",), units="tokens")

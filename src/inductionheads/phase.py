@@ -159,7 +159,7 @@ def find_window(
     return Window(start, end, peak, formed, total, fraction, span, after, status), lasting, slope
 
 
-def describe(window: Window | None, steps: np.ndarray, tokens_seen: np.ndarray) -> dict[str, Any] | None:
+def stored_window(window: Window | None, steps: np.ndarray, tokens_seen: np.ndarray) -> dict[str, Any] | None:
     """The window as stored (a JSON attribute): its fields, has_phase_change, and start and end in steps
     and tokens."""
     if window is None:
@@ -185,12 +185,12 @@ def read(path: str | Path) -> dict[str, Any]:
     return out
 
 
-def run(losses_path: str | Path, out_path: str | Path, settings: dict[str, Any]) -> None:
-    run = readers.losses(losses_path)
+def run(losses: str | Path, phase: str | Path, settings: dict[str, Any]) -> None:
+    run = readers.losses(losses)
     steps, tokens, icl = run.steps, run.tokens_seen, run.icl_score
     model, seed, config_hash = run.model, run.seed, run.config_hash
     window, lasting, slope = find_window(tokens, icl, *(settings[k] for k in SETTINGS))
-    described = describe(window, steps, tokens)
+    described = stored_window(window, steps, tokens)
     if window is not None:
         log.info(
             "%s seed %d: window steps %d-%d, %.0f%% of %.3f nats of ICL formed inside: %s",
@@ -205,7 +205,7 @@ def run(losses_path: str | Path, out_path: str | Path, settings: dict[str, Any])
     else:
         log.info("%s seed %d: the smoothed ICL score never falls: no window", model, seed)
     with h5io.atomic_writer(
-        out_path, STAGE, config_hash, model=model, seed=seed, window=json.dumps(described)
+        phase, STAGE, config_hash, model=model, seed=seed, window=json.dumps(described)
     ) as f:
         h5io.write(f, "steps", steps, ("snapshot",), units="optimizer steps")
         h5io.write(f, "tokens_seen", tokens, ("snapshot",), units="tokens")

@@ -1,7 +1,8 @@
-"""One reader per measurement file of a run (losses.h5, heads.h5, ablation.h5): the verified arrays and
-attributes that phase, PCA, claims, figures and the report use. Torch-free: the analysis jobs have no
-torch. (phase.h5 and the PCA file are read by `phase.read` and `pca.read`, beside their writers.)
-The per-token loss matrix, the one large dataset, is not read here: no analysis needs it.
+"""One reader per result file of a run (snapshots.h5 without its weights, losses.h5, head_scores.h5,
+ablation.h5): the verified arrays and attributes that phase, PCA, claims, figures and the report use.
+Torch-free: the analysis jobs have no torch (the weights are read by snapshots.SnapshotReader).
+phase.h5 and the PCA file are read by `phase.read` and `pca.read`, beside their writers. The per-token
+loss matrix, the one large dataset, is not read here: no analysis needs it.
 """
 
 from __future__ import annotations
@@ -9,14 +10,39 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from . import h5io
 
-# head scores in heads.h5, each [snapshot, layer, head]
+# head scores in head_scores.h5, each [snapshot, layer, head]
 HEAD_SCORES = ("prefix_matching", "copying", "copying_with_bos", "previous_token", "ov_copying", "qk_trace")
 ABLATION_METHODS = ("full", "pattern_preserving")
+
+
+@dataclass(frozen=True)
+class Training:
+    """snapshots.h5 of one run, its weights left out."""
+
+    path: Path
+    spec: dict[str, Any]  # the model's settings (config.run_spec)
+    tokens_per_step: int
+    steps: np.ndarray  # [snapshot]
+    tokens_seen: np.ndarray  # [snapshot]
+    train_loss: np.ndarray  # [step], nats/token; empty for an imported checkpoint series
+
+
+def training(path: str | Path) -> Training:
+    with h5io.open_input(path, "train") as f:
+        return Training(
+            Path(path),
+            h5io.read_json_attr(f, "spec"),
+            int(f.attrs["tokens_per_step"]),
+            h5io.read(f, "steps"),
+            h5io.read(f, "tokens_seen"),
+            h5io.read(f, "train_loss"),
+        )
 
 
 @dataclass(frozen=True)
@@ -28,8 +54,9 @@ class Losses:
     seed: int
     config_hash: str  # of the run's training settings
     evalset_hash: str  # of the evaluation set the losses were measured on
-    icl_early: int
+    icl_early: int  # the ICL score is mean L over tokens late ± window minus over early ± window
     icl_late: int
+    icl_window: int
     steps: np.ndarray
     tokens_seen: np.ndarray
     icl_score: np.ndarray  # nats
@@ -52,13 +79,14 @@ def losses(path: str | Path) -> Losses:
             str(f.attrs["evalset_hash"]),
             int(f.attrs["icl_early"]),
             int(f.attrs["icl_late"]),
+            int(f.attrs["icl_window"]),
             **arrays,
         )
 
 
 @dataclass(frozen=True)
-class Heads:
-    """heads.h5 of one run: `scores[name]` is [snapshot, layer, head] for each of HEAD_SCORES."""
+class HeadScores:
+    """head_scores.h5 of one run: `scores[name]` is [snapshot, layer, head] for each of HEAD_SCORES."""
 
     path: Path
     model: str
@@ -68,9 +96,9 @@ class Heads:
     scores: dict[str, np.ndarray]
 
 
-def heads(path: str | Path) -> Heads:
-    with h5io.open_input(path, "heads") as f:
-        return Heads(
+def head_scores(path: str | Path) -> HeadScores:
+    with h5io.open_input(path, "head_scores") as f:
+        return HeadScores(
             Path(path),
             str(f.attrs["model"]),
             int(f.attrs["seed"]),

@@ -1,6 +1,8 @@
 """report.html: one self-contained page (figures embedded as data URIs, no scripts, no external
-files) with the claims table, every figure, every head's final scores, the config, the package
-versions, and each rule's wall time and peak memory from Snakemake's benchmark files."""
+files): a table of contents, the verdict over claims and replicates, the claims with their numbers and
+their thresholds in words, one sentence per run on its phase change, every figure, every head's final
+scores, the config, the package versions, each rule's wall time and peak memory from Snakemake's
+benchmark files, and the manifest's provenance of every HDF5 file."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import numpy as np
 import yaml
 
 from . import h5io, readers
+from . import phase as phases
 from .readers import HEAD_SCORES
 
 PACKAGES = ("inductionheads", "torch", "numpy", "h5py", "tokenizers", "snakemake", "matplotlib", "seaborn")
@@ -46,16 +49,74 @@ def _table(header: list[str], rows: list[list[str]], row_classes: list[str] | No
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
+def _value(value: Any) -> str:
+    """A number as a reader wants it: 3 significant figures, a [start, end] pair as a range."""
+    if isinstance(value, bool) or value is None:
+        return {True: "yes", False: "no", None: "none"}[value]
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, list):
+        if len(value) == 2 and all(isinstance(v, int | float) for v in value):
+            return f"{_value(value[0])}–{_value(value[1])}"
+        return ", ".join(_value(v) for v in value) or "none"
+    if isinstance(value, dict):
+        return ", ".join(f"{k.replace('_', ' ')} {_value(v)}" for k, v in value.items())
+    return str(value)
+
+
 def _numbers(numbers: dict[str, Any]) -> str:
-    """A claim's numbers, one line per model (or quantity): its values as key = value."""
+    """A claim's numbers, one line per model (or quantity): its values as "key value; ..."."""
     lines = []
     for key, value in numbers.items():
         if isinstance(value, dict):
-            value = ", ".join(f"{k} = {json.dumps(v)}" for k, v in value.items())
+            value = "; ".join(f"{k.replace('_', ' ')} {_value(v)}" for k, v in value.items())
         else:
-            value = json.dumps(value)
-        lines.append(f"<b>{_e(key)}</b>: {_e(value)}")
+            value = _value(value)
+        lines.append(f"<b>{_e(key.replace('_', ' '))}</b>: {_e(value)}")
     return "<br>".join(lines)
+
+
+# What each threshold of the claims means, in words (the value substituted for {v} / {p}: percent)
+THRESHOLD_WORDS = {
+    "window_fraction": "“most” means at least {p} (of the ICL score, of a head's rise, of a separation)",
+    "min_icl_drop": "a phase change lowers the ICL score by at least {v} nats",
+    "far_less_ratio": "“far less”: the 1-layer model learns at most {p} of the least multi-layer model's ICL",
+    "induction_prefix_matching": "“high prefix matching”: a score of at least {v}",
+    "bump_rate_ratio": "“fastest”: at least {v} times the typical rate outside the window",
+    "icl_smoothing": "rates are taken on the ICL score smoothed over {v} snapshots",
+    "ablation_fraction": "“most”: the ablation removes at least {p} of the final ICL score",
+    "min_turn_degrees": "“turns”: the trajectory changes direction by at least {v}°",
+}
+
+
+def _thresholds(thresholds: dict[str, Any]) -> str:
+    words = [
+        THRESHOLD_WORDS[k].format(v=_value(v), p=f"{100 * v:.0f}%") if k in THRESHOLD_WORDS else f"{k} = {v}"
+        for k, v in thresholds.items()
+    ]
+    return "; ".join(words)
+
+
+def _tokens(n: float) -> str:
+    return f"{n / 1e6:.2f}M" if n >= 1e5 else f"{n:,.0f}"
+
+
+def model_sentence(read: dict[str, Any]) -> str:
+    """One run's phase change in one sentence, from its phase file (`phase.read`)."""
+    w, name = read["window"], f"{read['model']} (seed {read['seed']})"
+    if w is None:
+        return f"{name}: its smoothed ICL score never falls for good, so it has no window."
+    where = (
+        f"steps {w['start_step']:,}–{w['end_step']:,} "
+        f"({_tokens(w['start_tokens'])}–{_tokens(w['end_tokens'])} tokens)"
+    )
+    formed = f"{100 * w['fraction']:.0f}% of its ICL ({w['icl_formed']:.3f} of {w['icl_total']:.3f} nats)"
+    if w["has_phase_change"]:
+        after = f"{100 * w['after']:.0f}% of training after it"
+        return f"{name}: phase change — {formed} formed in {where}, with {after}."
+    return f"{name}: no phase change ({w['status']}) — its largest fall, in {where}, formed {formed}."
 
 
 def _spread(spread: dict[str, float] | None, unit: str) -> str:
@@ -120,7 +181,7 @@ def _claims(path: str | Path) -> str:
                 _e(c["id"]),
                 f"<b>{_e(c['status'])}</b>" + (f"<br>{_e(c['reason'])}" if c["reason"] else ""),
                 _numbers(c["numbers"]),
-                _e(", ".join(f"{k} = {v}" for k, v in c["thresholds"].items())),
+                _e(_thresholds(c["thresholds"])),
             ]
             for c in replicate["claims"]
         ]
@@ -132,11 +193,11 @@ def _claims(path: str | Path) -> str:
     return "".join(parts)
 
 
-def _figure(path: str | Path, captions: Path | None) -> str:
+def _figure(path: str | Path, captions: dict[str, Path]) -> str:
+    """The figure embedded, with the caption file of its name (reStructuredText, shown as text)."""
     path = Path(path)
     data = base64.b64encode(path.read_bytes()).decode()
-    caption_file = captions / f"{path.stem}.rst" if captions else None
-    caption = caption_file.read_text().replace("``", "") if caption_file and caption_file.is_file() else ""
+    caption = captions[path.stem].read_text().replace("``", "") if path.stem in captions else ""
     # figures/<model>/seed<n>/<name>.png or figures/<group>/<name>.png
     where = " ".join(path.parts[-3:-1]) if path.parent.name.startswith("seed") else path.parent.name
     title = f"{where}: {path.stem.replace('_', ' ')}"
@@ -146,10 +207,10 @@ def _figure(path: str | Path, captions: Path | None) -> str:
     )
 
 
-def _heads(paths: list[str], thresholds: dict[str, float]) -> str:
+def _head_table(paths: list[str], thresholds: dict[str, float]) -> str:
     parts = []
     for path in paths:
-        run = readers.heads(path)
+        run = readers.head_scores(path)
         scores = {k: v[-1] for k, v in run.scores.items()}
         step, model = int(run.steps[-1]), f"{run.model} seed {run.seed}"
         rows, classes = [], []
@@ -184,6 +245,21 @@ def _benchmarks(root: str | Path) -> str:
     return _table(["rule / wildcards", "wall time (s)", "peak RSS (MB)", "CPU time (s)"], rows)
 
 
+def _manifest(path: str | Path) -> str:
+    with Path(path).open() as f:
+        rows = [
+            [
+                _e(r["file"]),
+                _e(r["stage"]),
+                _e(r["config_hash"]),
+                _e(r["integrity"]),
+                _e(f"{int(r['bytes']):,}"),
+            ]
+            for r in csv.DictReader(f, delimiter="\t")
+        ]
+    return _table(["file", "stage", "config hash", "integrity", "bytes"], rows)
+
+
 def _versions() -> str:
     rows = [["python", _e(platform.python_version())], ["platform", _e(platform.platform())]]
     for name in PACKAGES:
@@ -194,44 +270,83 @@ def _versions() -> str:
     return _table(["package", "version"], rows)
 
 
+def _models(phase_paths: list[str]) -> str:
+    """One sentence per run, grouped by model in the order given."""
+    by_model: dict[str, list[str]] = {}
+    for path in phase_paths:
+        read = phases.read(path)
+        by_model.setdefault(read["model"], []).append(model_sentence(read))
+    return "<ul>" + "".join(f"<li>{_e(line)}</li>" for lines in by_model.values() for line in lines) + "</ul>"
+
+
+SECTIONS = (
+    ("claims", "Claims"),
+    ("models", "Each model's phase change"),
+    ("figures", "Figures"),
+    ("heads", "Every head at the last snapshot"),
+    ("config", "Config"),
+    ("versions", "Package versions"),
+    ("costs", "Cost of each rule"),
+    ("provenance", "Provenance"),
+)
+
+
 def build(
-    claims_path: str | Path,
+    claims: str | Path,
     figures: list[str],
-    heads: list[str],
-    config: dict[str, Any],
-    benchmarks: str | Path,
-    out_path: str | Path,
-    captions: str | Path | None = None,
+    head_scores: list[str],
+    phase: list[str],
+    captions: list[str],
+    manifest: str | Path,
+    report: str | Path,
+    settings: dict[str, Any],
 ) -> None:
-    captions = Path(captions) if captions else None
-    experiment = config.get("experiment", "")
+    """report.html from claims.json, the figures (each with the caption file of its name), the first
+    replicate's head scores, every run's phase file and the manifest; `settings` is the whole config,
+    shown on the page. Rule costs come from Snakemake's benchmark files under benchmarks/ beside the
+    report."""
+    config, experiment = settings, settings.get("experiment", "")
+    benchmarks = Path(report).parent / "benchmarks"
+    caption_files = {Path(c).stem: Path(c) for c in captions}
+    contents = "".join(f'<li><a href="#{key}">{_e(title)}</a></li>' for key, title in SECTIONS)
+    heading = {key: f'<h2 id="{key}">{_e(title)}</h2>' for key, title in SECTIONS}
     sections = [
         f"<h1>inductionheads: experiment {_e(experiment)}</h1>",
         f"<p>Generated {_e(time.strftime('%Y-%m-%d %H:%M:%S %Z'))}. A re-run of <i>In-context Learning "
         "and Induction Heads</i> (Olsson et al., 2022): every number below is read from this "
         "experiment's stored results.</p>",
-        "<h2>Claims</h2>",
-        _claims(claims_path),
-        "<h2>Figures</h2>",
+        f"<nav><b>Contents</b><ol>{contents}</ol></nav>",
+        heading["claims"],
+        _claims(claims),
+        heading["models"],
+        "<p>The window is the stretch of training where the lasting ICL score fell fastest "
+        "(docs/methods.md §7); it is a phase change when it holds enough of the ICL score, is short "
+        "enough and has a plateau after it.</p>",
+        _models(phase),
+        heading["figures"],
         "<p>The all-model figures and the per-model figures show the first replicate; the replicate "
         "figures show every run. The per-model figures of the other replicates are under "
         "<code>figures/&lt;model&gt;/seed&lt;n&gt;/</code>.</p>",
-        *(_figure(p, captions) for p in figures),
-        "<h2>Every head at the last snapshot</h2>",
+        *(_figure(p, caption_files) for p in figures),
+        heading["heads"],
         "<p>Bold rows are induction heads (prefix matching and copying above the thresholds of "
         "<code>analysis</code>). QK trace is defined for layers 2 and up.</p>",
-        _heads(heads, config["analysis"]),
-        "<h2>Config</h2>",
+        _head_table(head_scores, config["analysis"]),
+        heading["config"],
         f"<pre>{_e(yaml.safe_dump(config, sort_keys=False))}</pre>",
-        "<h2>Package versions</h2>",
+        heading["versions"],
         _versions(),
-        "<h2>Cost of each rule</h2>",
+        heading["costs"],
         "<p>From Snakemake's <code>benchmark:</code> files of the latest run of each job.</p>",
         _benchmarks(benchmarks),
+        heading["provenance"],
+        "<p>Every HDF5 output, verified when the manifest was written: the stage that wrote it, the hash "
+        "of its settings and the fingerprint of its contents (<code>manifest.tsv</code>).</p>",
+        _manifest(manifest),
     ]
     page = (
         f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>inductionheads: '
         f"{_e(experiment)}</title><style>{STYLE}</style></head><body>{''.join(sections)}</body></html>\n"
     )
-    with h5io.atomic_path(out_path) as tmp:
+    with h5io.atomic_path(report) as tmp:
         tmp.write_text(page)

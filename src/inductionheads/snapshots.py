@@ -15,52 +15,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from . import device as devices
 from . import h5io
-from .model import Transformer
+from .model import Transformer, param_axes
+from .shards import shard_label, shard_positions
 
 STAGE = "train"
-
-# The axes of each parameter (by the last part of its TransformerLens-style name), after `snapshot`.
-PARAM_AXES = {
-    "W_Q": ("head", "d_model", "d_head"),
-    "W_K": ("head", "d_model", "d_head"),
-    "W_V": ("head", "d_model", "d_head"),
-    "W_O": ("head", "d_head", "d_model"),
-    "b_Q": ("head", "d_head"),
-    "b_K": ("head", "d_head"),
-    "b_V": ("head", "d_head"),
-    "b_O": ("d_model",),
-    "W_E": ("vocab", "d_model"),
-    "W_U": ("d_model", "vocab"),
-    "b_U": ("vocab",),
-    "alpha_smear": ("head",),
-    "pos": ("position", "d_model"),
-    "W_in": ("d_model", "d_mlp"),
-    "b_in": ("d_mlp",),
-    "W_out": ("d_mlp", "d_model"),
-    "b_out": ("d_model",),
-    "weight": ("d_model",),
-    "bias": ("d_model",),
-}
-
-
-def param_axes(name: str) -> tuple[str, ...]:
-    return PARAM_AXES[name.rsplit(".", 1)[-1]]
-
-
-def shard_positions(positions: np.ndarray, shard: tuple[int, int], what: str) -> np.ndarray:
-    """Shard `shard` = (index, count) of `positions`: contiguous near-equal ranges, in order, so that
-    merging the shards' rows in shard order restores the unsharded file."""
-    index, count = shard
-    if not 0 <= index < count:
-        raise ValueError(f"shard {index + 1} of {count} does not exist")
-    part = np.array_split(np.asarray(positions), count)[index]
-    if not len(part):
-        raise ValueError(
-            f"{what}: shard {index + 1} of {count} gets none of its {len(positions)} snapshots; "
-            "lower the config key 'shards'"
-        )
-    return part
 
 
 def write(
@@ -144,3 +104,46 @@ class SnapshotReader:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class ShardedJob:
+    """The shared set-up of a measurement or ablation job over one snapshot-range shard: torch's
+    threads, the device, the open snapshot file, the shard's snapshot positions (`todo`), and a writer
+    whose file names the run, the evaluation set and the shard."""
+
+    def __init__(
+        self,
+        snapshots: str | Path,
+        shard: tuple[int, int],
+        threads: int,
+        device: str,
+        positions: Callable[[int], np.ndarray] = np.arange,
+    ):
+        torch.set_num_threads(threads)
+        self.device = devices.pick(device)
+        self.shard = shard
+        self.snaps = SnapshotReader(snapshots)
+        try:
+            self.todo = shard_positions(positions(len(self.snaps)), shard, str(snapshots))
+        except BaseException:
+            self.snaps.close()
+            raise
+
+    def __enter__(self) -> ShardedJob:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.snaps.close()
+
+    def writer(self, path: str | Path, stage: str, evalset_hash: str, **attrs: Any):
+        snaps = self.snaps
+        return h5io.atomic_writer(
+            path,
+            stage,
+            snaps.config_hash,
+            evalset_hash=evalset_hash,
+            model=snaps.spec["name"],
+            seed=snaps.seed,
+            shard=shard_label(*self.shard),
+            **attrs,
+        )

@@ -18,7 +18,8 @@ import torch
 from tqdm import tqdm
 
 from . import device as devices
-from . import h5io, snapshots
+from . import h5io
+from . import snapshots as snapshot_file
 from .config import OPTIONAL_MODEL_SETTINGS, digest
 from .model import Transformer, per_token_losses
 from .schedule import snapshot_steps
@@ -167,25 +168,27 @@ def _nbytes(obj: Any) -> int:
 
 
 def train(
-    spec: dict[str, Any],
-    tokens_path: str | Path,
-    out_path: str | Path,
+    tokens: str | Path,
+    snapshots: str | Path,
+    settings: dict[str, Any],
+    *,
     threads: int = 1,
     device: str = "auto",
     progress: bool = True,
 ) -> None:
-    """Train one model and write its snapshot file (weights at every snapshot step, loss curve).
+    """Train one model (`settings`: its spec, config.run_spec) and write its snapshot file (weights at
+    every snapshot step, loss curve).
 
     `device`: auto (CUDA when present), cpu or cuda; compiled on CUDA. The arithmetic is the spec's
     `precision` (auto: bfloat16 autocast on CUDA, float32 on CPU), recorded in the snapshot file.
-    Resumes from `<out_path>.resume/` when an earlier run of the same settings was interrupted; the
+    Resumes from `<snapshots>.resume/` when an earlier run of the same settings was interrupted; the
     result is bit-identical to an uninterrupted run on CPU (the data order depends only on the seed).
     """
     torch.set_num_threads(threads)
     device = devices.pick(device)
+    spec, out_path = settings, Path(snapshots)
     precision = devices.training_precision(device, spec.get("precision", "auto"))
-    out_path = Path(out_path)
-    with h5io.open_input(tokens_path, "corpus") as f:
+    with h5io.open_input(tokens, "corpus") as f:
         stream = h5io.read(f, "train")  # stored uint16/int32: int64 only per batch (paper scale: GBs)
         vocab = int(f.attrs["vocab_size"])
         tokens_fingerprint = str(f.attrs["integrity"])
@@ -259,7 +262,7 @@ def train(
         bar.set_postfix(loss=f"{losses[step]:.3f}", refresh=False)
     bar.close()
 
-    snapshots.write(
+    snapshot_file.write(
         out_path,
         spec,
         vocab,

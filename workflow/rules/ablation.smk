@@ -5,12 +5,12 @@
 rule ablation:
     input:
         snapshots=model_file("snapshots"),
-        evalset=rules.evalset.output[0],
+        evalset=rules.evalset.output.evalset,
         losses=model_file("losses"),
-        heads=model_file("heads"),
+        head_scores=model_file("head_scores"),
         phase=model_file("phase"),
     output:
-        shard_file("ablation"),
+        ablation=shard_file("ablation"),
     log:
         f"{RESULTS}/logs/ablation/{{model}}/seed{{seed}}_{{shard}}.log",
     benchmark:
@@ -21,11 +21,9 @@ rule ablation:
     resources:
         **RESOURCES["ablation"],
     params:
-        settings=settings(ABLATION_SETTINGS),
+        settings=as_json(ABLATION_SETTINGS),
         code=CODE["ablation"],
-        shard=shard_arg,
+        job=job("ablation"),
     shell:
-        "python -m inductionheads ablation --settings {params.settings:q} --threads {threads}"
-        " --shard {params.shard:q} --snapshots {input.snapshots:q} --evalset {input.evalset:q}"
-        " --losses {input.losses:q} --heads {input.heads:q} --phase {input.phase:q}"
-        " --out {output:q} --log {log:q}"
+        "python -m inductionheads {params.job} --settings {params.settings:q} --threads {threads}"
+        " --log {log:q}"

@@ -6,7 +6,7 @@ rule phase:
     input:
         losses=model_file("losses"),
     output:
-        model_file("phase"),
+        phase=model_file("phase"),
     log:
         f"{RESULTS}/logs/phase/{{model}}/seed{{seed}}.log",
     benchmark:
@@ -17,11 +17,11 @@ rule phase:
     resources:
         **RESOURCES["other"],
     params:
-        settings=settings(PHASE_SETTINGS),
+        settings=as_json(PHASE_SETTINGS),
         code=CODE["phase"],
+        job=job("phase"),
     shell:
-        "python -m inductionheads phase --settings {params.settings:q}"
-        " --losses {input.losses:q} --out {output:q} --log {log:q}"
+        "python -m inductionheads {params.job} --settings {params.settings:q} --log {log:q}"
 
 
 # one joint PCA per replicate: adding a replicate leaves the others' untouched
@@ -29,7 +29,7 @@ rule pca:
     input:
         losses=replicate_files("losses"),
     output:
-        pca_file("{replicate}"),
+        pca=pca_file("{replicate}"),
     log:
         f"{RESULTS}/logs/pca/replicate{{replicate}}.log",
     benchmark:
@@ -40,22 +40,22 @@ rule pca:
     resources:
         **RESOURCES["other"],
     params:
-        settings=settings({"n_components": config["analysis"]["n_components"]}),
+        settings=as_json({"n_components": config["analysis"]["n_components"]}),
         code=CODE["pca"],
+        job=job("pca"),
     shell:
-        "python -m inductionheads pca --settings {params.settings:q}"
-        " --losses {input.losses:q} --out {output:q} --log {log:q}"
+        "python -m inductionheads {params.job} --settings {params.settings:q} --log {log:q}"
 
 
 rule claims:
     input:
         losses=run_files("losses"),
-        heads=run_files("heads"),
+        head_scores=run_files("head_scores"),
         phase=run_files("phase"),
         ablation=run_files("ablation"),
         pca=[pca_file(r) for r in REPLICATES],
     output:
-        report(
+        claims=report(
             f"{RESULTS}/claims.json",
             caption="../report/claims.rst",
             category="Claims",
@@ -70,9 +70,8 @@ rule claims:
     resources:
         **RESOURCES["other"],
     params:
-        settings=settings(CLAIMS_SETTINGS),
+        settings=as_json(CLAIMS_SETTINGS),
         code=CODE["claims"],
+        job=job("claims"),
     shell:
-        "python -m inductionheads claims --settings {params.settings:q} --losses {input.losses:q}"
-        " --heads {input.heads:q} --phase {input.phase:q} --ablation {input.ablation:q} --pca {input.pca:q}"
-        " --out {output:q} --log {log:q}"
+        "python -m inductionheads {params.job} --settings {params.settings:q} --log {log:q}"

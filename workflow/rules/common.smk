@@ -14,6 +14,7 @@ from inductionheads.config import (
     validate,
     warmup_tokens,
 )
+from inductionheads.stages import STAGES, job_arguments
 
 min_version("9.0")
 
@@ -64,7 +65,7 @@ if (_SRC / "inductionheads").is_dir():
 # cluster runs them side by side, and merging restores exactly the unsharded file.
 SHARDS = config.get("shards", 1)
 SHARD_LABELS = [f"{i}of{SHARDS}" for i in range(1, SHARDS + 1)]
-SHARDED = ["losses", "heads", "ablation"]
+SHARDED = ["losses", "head_scores", "ablation"]
 
 
 # What each job asks a cluster for, by group of rules (config `resources`); `--set-resources` on the
@@ -126,7 +127,16 @@ def pca_file(replicate):
     return f"{RESULTS}/pca/replicate{replicate}.h5"
 
 
-def settings(obj):
+def job(stage):
+    """params: the job's `python -m inductionheads` arguments, built from the stage function's
+    signature and the rule's named input and output entries and wildcards (inductionheads.stages).
+    """
+    return lambda wildcards, input, output: job_arguments(
+        stage, input, output, wildcards
+    )
+
+
+def as_json(obj):
     """A rule's settings as sorted JSON: Snakemake compares params to decide reruns, and the job
     receives exactly this string."""
     return json.dumps(obj, sort_keys=True)
@@ -135,7 +145,7 @@ def settings(obj):
 def train_settings(wildcards):
     spec = run_spec(config, wildcards.model, int(wildcards.seed))
     spec.pop("threads")  # a resource, not science: changing it reruns nothing
-    return settings(spec)
+    return as_json(spec)
 
 
 def train_priority(wildcards):
@@ -151,7 +161,7 @@ def train_priority(wildcards):
 
 def import_settings(wildcards):
     spec = run_spec(config, wildcards.model, int(wildcards.seed))
-    return settings(
+    return as_json(
         {k: spec[k] for k in ("name", "family", "n_layers", "checkpoints", "seed")}
     )
 
@@ -160,7 +170,7 @@ def model_threads(wildcards):
     return model_spec(config, wildcards.model)["threads"]
 
 
-EVALSET_SETTINGS = settings(
+EVALSET_SETTINGS = as_json(
     {
         "evaluation": {
             k: config["evaluation"][k]
@@ -173,8 +183,8 @@ EVALSET_SETTINGS = settings(
                 "seed",
             )
         },
-        "heads": {
-            k: config["heads"][k]
+        "head_scores": {
+            k: config["head_scores"][k]
             for k in (
                 "n_sequences",
                 "repeat_length",
@@ -206,7 +216,7 @@ ABLATION_SETTINGS = {
 # claims read each run's model, family, depth and replicate, and every threshold (the phase ones
 # apply upstream)
 CLAIMS_SETTINGS = {
-    # a list in the order of RUNS, like the file lists (settings() sorts mapping keys)
+    # a list in the order of RUNS, like the file lists (as_json() sorts mapping keys)
     "runs": [
         {
             "replicate": replicate,
@@ -229,28 +239,11 @@ CLAIMS_SETTINGS = {
     },
 }
 
-# The module each rule's job runs (python -m inductionheads STAGE)
-RULE_MODULES = {
-    "corpus": "corpus",
-    "evalset": "evalset",
-    "train": "train",
-    "import": "interop",
-    "losses": "losses",
-    "heads": "heads",
-    "merge": "h5io",
-    "phase": "phase",
-    "pca": "pca",
-    "ablation": "ablation",
-    "claims": "claims",
-    "figures": "figures",
-    "manifest": "h5io",
-    "report": "report",
-}
-# Content hashes of the code each rule runs (its module and every package module that imports,
+# Content hashes of the code each stage runs (its module and every package module that imports,
 # transitively): Snakemake's code trigger never sees them.
-CODE = {rule: code_digest(module) for rule, module in RULE_MODULES.items()}
+CODE = {stage: code_digest(spec.module) for stage, spec in STAGES.items()}
 
-PER_MODEL_FIGURES = [
+PER_RUN_FIGURES = [
     "loss_heatmap",
     "dloss_heatmap",
     "prefix_matching",
@@ -296,7 +289,7 @@ def run_figures(replicate=None):
         f"{RESULTS}/figures/{model}/seed{seed}/{name}.png"
         for r, model, seed in RUNS
         if replicate is None or r == replicate
-        for name in PER_MODEL_FIGURES
+        for name in PER_RUN_FIGURES
     ]
 
 
@@ -308,6 +301,12 @@ def report_figures():
         *[f"{RESULTS}/figures/replicates/{name}.png" for name in REPLICATE_FIGURES],
         *run_figures(FIRST),
     ]
+
+
+def caption_files():
+    """The caption of every figure report.html shows (workflow/report/<figure>.rst)."""
+    names = [*ALL_MODEL_FIGURES, *REPLICATE_FIGURES, *PER_RUN_FIGURES]
+    return [f"{workflow.basedir}/workflow/report/{name}.rst" for name in names]
 
 
 def all_outputs():

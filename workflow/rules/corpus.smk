@@ -12,18 +12,18 @@ rule corpus:
     resources:
         **RESOURCES["other"],
     params:
-        settings=settings(config["corpus"]),
+        settings=as_json(config["corpus"]),
         code=CODE["corpus"],
+        job=job("corpus"),
     shell:
-        "python -m inductionheads corpus --settings {params.settings:q} --threads {threads}"
-        " --tokens {output.tokens:q} --tokenizer {output.tokenizer:q} --log {log:q}"
+        "python -m inductionheads {params.job} --settings {params.settings:q} --log {log:q}"
 
 
 rule evalset:
     input:
         tokens=rules.corpus.output.tokens,
     output:
-        f"{RESULTS}/evalset.h5",
+        evalset=f"{RESULTS}/evalset.h5",
     log:
         f"{RESULTS}/logs/evalset.log",
     benchmark:
@@ -36,6 +36,6 @@ rule evalset:
     params:
         settings=EVALSET_SETTINGS,
         code=CODE["evalset"],
+        job=job("evalset"),
     shell:
-        "python -m inductionheads evalset --settings {params.settings:q}"
-        " --tokens {input.tokens:q} --out {output:q} --log {log:q}"
+        "python -m inductionheads {params.job} --settings {params.settings:q} --log {log:q}"

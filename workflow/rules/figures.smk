@@ -7,12 +7,12 @@ rule figures_all_models:
     input:
         snapshots=run_files("snapshots", FIRST),
         losses=run_files("losses", FIRST),
-        heads=run_files("heads", FIRST),
+        head_scores=run_files("head_scores", FIRST),
         phase=run_files("phase", FIRST),
         ablation=run_files("ablation", FIRST),
-        pca=pca_file(FIRST),
+        pca=[pca_file(FIRST)],
     output:
-        **{name: figure_output(name, "all_models") for name in ALL_MODEL_FIGURES},
+        figures=[figure_output(name, "all_models") for name in ALL_MODEL_FIGURES],
     log:
         f"{RESULTS}/logs/figures/all_models.log",
     benchmark:
@@ -23,25 +23,21 @@ rule figures_all_models:
     resources:
         **RESOURCES["other"],
     params:
-        settings=settings(FIGURE_SETTINGS),
+        settings=as_json(FIGURE_SETTINGS),
         code=CODE["figures"],
-        out_dir=lambda wildcards, output: Path(output[0]).parent,
-        names=ALL_MODEL_FIGURES,
+        job=job("figures"),
     shell:
-        "python -m inductionheads figures {params.names:q} --settings {params.settings:q}"
-        " --snapshots {input.snapshots:q} --losses {input.losses:q} --heads {input.heads:q}"
-        " --phase {input.phase:q} --ablation {input.ablation:q} --pca {input.pca:q}"
-        " --out-dir {params.out_dir:q} --log {log:q}"
+        "python -m inductionheads {params.job} --settings {params.settings:q} --log {log:q}"
 
 
 # the spread over replicates: every run of every model, each with its window
 rule figures_replicates:
     input:
         losses=run_files("losses"),
-        heads=run_files("heads"),
+        head_scores=run_files("head_scores"),
         phase=run_files("phase"),
     output:
-        **{name: figure_output(name, "replicates") for name in REPLICATE_FIGURES},
+        figures=[figure_output(name, "replicates") for name in REPLICATE_FIGURES],
     log:
         f"{RESULTS}/logs/figures/replicates.log",
     benchmark:
@@ -52,27 +48,22 @@ rule figures_replicates:
     resources:
         **RESOURCES["other"],
     params:
-        settings=settings(FIGURE_SETTINGS),
+        settings=as_json(FIGURE_SETTINGS),
         code=CODE["figures"],
-        out_dir=lambda wildcards, output: Path(output[0]).parent,
-        names=REPLICATE_FIGURES,
+        job=job("figures"),
     shell:
-        "python -m inductionheads figures {params.names:q} --settings {params.settings:q}"
-        " --losses {input.losses:q} --heads {input.heads:q} --phase {input.phase:q}"
-        " --out-dir {params.out_dir:q} --log {log:q}"
+        "python -m inductionheads {params.job} --settings {params.settings:q} --log {log:q}"
 
 
-rule figures_model:
+# one run's own figures
+rule figures_run:
     input:
-        losses=model_file("losses"),
-        heads=model_file("heads"),
-        phase=model_file("phase"),
-        ablation=model_file("ablation"),
+        losses=[model_file("losses")],
+        head_scores=[model_file("head_scores")],
+        phase=[model_file("phase")],
+        ablation=[model_file("ablation")],
     output:
-        **{
-            name: figure_output(name, "{model}/seed{seed}")
-            for name in PER_MODEL_FIGURES
-        },
+        figures=[figure_output(name, "{model}/seed{seed}") for name in PER_RUN_FIGURES],
     log:
         f"{RESULTS}/logs/figures/{{model}}/seed{{seed}}.log",
     benchmark:
@@ -83,11 +74,8 @@ rule figures_model:
     resources:
         **RESOURCES["other"],
     params:
-        settings=settings(FIGURE_SETTINGS),
+        settings=as_json(FIGURE_SETTINGS),
         code=CODE["figures"],
-        out_dir=lambda wildcards, output: Path(output[0]).parent,
-        names=PER_MODEL_FIGURES,
+        job=job("figures"),
     shell:
-        "python -m inductionheads figures {params.names:q} --settings {params.settings:q}"
-        " --losses {input.losses:q} --heads {input.heads:q} --phase {input.phase:q}"
-        " --ablation {input.ablation:q} --out-dir {params.out_dir:q} --log {log:q}"
+        "python -m inductionheads {params.job} --settings {params.settings:q} --log {log:q}"

@@ -5,9 +5,9 @@
 rule losses:
     input:
         snapshots=model_file("snapshots"),
-        evalset=rules.evalset.output[0],
+        evalset=rules.evalset.output.evalset,
     output:
-        shard_file("losses"),
+        losses=shard_file("losses"),
     log:
         f"{RESULTS}/logs/losses/{{model}}/seed{{seed}}_{{shard}}.log",
     benchmark:
@@ -18,47 +18,45 @@ rule losses:
     resources:
         **RESOURCES["measure"],
     params:
-        settings=settings({"batch_size": config["evaluation"]["batch_size"]}),
+        settings=as_json({"batch_size": config["evaluation"]["batch_size"]}),
         code=CODE["losses"],
-        shard=shard_arg,
+        job=job("losses"),
     shell:
-        "python -m inductionheads losses --settings {params.settings:q} --threads {threads}"
-        " --shard {params.shard:q} --snapshots {input.snapshots:q} --evalset {input.evalset:q}"
-        " --out {output:q} --log {log:q}"
+        "python -m inductionheads {params.job} --settings {params.settings:q} --threads {threads}"
+        " --log {log:q}"
 
 
-rule heads:
+rule head_scores:
     input:
         snapshots=model_file("snapshots"),
-        evalset=rules.evalset.output[0],
+        evalset=rules.evalset.output.evalset,
     output:
-        shard_file("heads"),
+        head_scores=shard_file("head_scores"),
     log:
-        f"{RESULTS}/logs/heads/{{model}}/seed{{seed}}_{{shard}}.log",
+        f"{RESULTS}/logs/head_scores/{{model}}/seed{{seed}}_{{shard}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/heads/{{model}}/seed{{seed}}_{{shard}}.tsv"
+        f"{RESULTS}/benchmarks/head_scores/{{model}}/seed{{seed}}_{{shard}}.tsv"
     conda:
         "../../envs/torch.yaml"
     threads: config["evaluation"]["threads"]
     resources:
         **RESOURCES["measure"],
     params:
-        settings=settings(
-            {"prev_token_contexts": config["heads"]["prev_token_contexts"]}
+        settings=as_json(
+            {"prev_token_contexts": config["head_scores"]["prev_token_contexts"]}
         ),
-        code=CODE["heads"],
-        shard=shard_arg,
+        code=CODE["head_scores"],
+        job=job("head_scores"),
     shell:
-        "python -m inductionheads heads --settings {params.settings:q} --threads {threads}"
-        " --shard {params.shard:q} --snapshots {input.snapshots:q} --evalset {input.evalset:q}"
-        " --out {output:q} --log {log:q}"
+        "python -m inductionheads {params.job} --settings {params.settings:q} --threads {threads}"
+        " --log {log:q}"
 
 
 rule merge_shards:
     input:
         shards=all_shards,
     output:
-        model_file("{kind}"),
+        merged=model_file("{kind}"),
     log:
         f"{RESULTS}/logs/merge/{{kind}}/{{model}}/seed{{seed}}.log",
     benchmark:
@@ -72,6 +70,6 @@ rule merge_shards:
         **RESOURCES["other"],
     params:
         code=CODE["merge"],
+        job=job("merge"),
     shell:
-        "python -m inductionheads merge {wildcards.kind:q} --shards {input.shards:q}"
-        " --out {output:q} --log {log:q}"
+        "python -m inductionheads {params.job} --log {log:q}"

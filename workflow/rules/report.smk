@@ -4,16 +4,18 @@
 
 rule manifest:
     input:
-        rules.corpus.output.tokens,
-        rules.evalset.output[0],
-        run_files("snapshots"),
-        run_files("losses"),
-        run_files("heads"),
-        run_files("phase"),
-        run_files("ablation"),
-        [pca_file(r) for r in REPLICATES],
+        files=[
+            rules.corpus.output.tokens,
+            rules.evalset.output.evalset,
+            *run_files("snapshots"),
+            *run_files("losses"),
+            *run_files("head_scores"),
+            *run_files("phase"),
+            *run_files("ablation"),
+            *[pca_file(r) for r in REPLICATES],
+        ],
     output:
-        report(
+        manifest=report(
             f"{RESULTS}/manifest.tsv",
             caption="../report/manifest.rst",
             category="Provenance",
@@ -29,18 +31,22 @@ rule manifest:
         **RESOURCES["other"],
     params:
         code=CODE["manifest"],
+        job=job("manifest"),
     shell:
-        "python -m inductionheads manifest --inputs {input:q} --out {output:q} --log {log:q}"
+        "python -m inductionheads {params.job} --log {log:q}"
 
 
 rule report_html:
     input:
-        claims=rules.claims.output[0],
+        claims=rules.claims.output.claims,
         figures=report_figures(),
-        heads=run_files("heads", FIRST),
-        manifest=rules.manifest.output[0],
+        head_scores=run_files("head_scores", FIRST),
+        phase=run_files("phase"),
+        captions=caption_files(),
+        # listed last, so the page is written after it: the manifest verifies every file first
+        manifest=rules.manifest.output.manifest,
     output:
-        f"{RESULTS}/report.html",
+        report=f"{RESULTS}/report.html",
     log:
         f"{RESULTS}/logs/report.log",
     conda:
@@ -50,11 +56,8 @@ rule report_html:
         **RESOURCES["other"],
     params:
         # the page shows the whole config, so any config change redraws it (a cheap rule)
-        config=settings(config),
+        settings=as_json(config),
         code=CODE["report"],
-        benchmarks=f"{RESULTS}/benchmarks",
-        captions=Path(workflow.basedir) / "workflow" / "report",
+        job=job("report"),
     shell:
-        "python -m inductionheads report --settings {params.config:q} --claims {input.claims:q}"
-        " --figures {input.figures:q} --heads {input.heads:q} --benchmarks {params.benchmarks:q}"
-        " --captions {params.captions:q} --out {output:q} --log {log:q}"
+        "python -m inductionheads {params.job} --settings {params.settings:q} --log {log:q}"

@@ -18,9 +18,10 @@ rule train:
     params:
         settings=train_settings,
         code=CODE["train"],
+        job=job("train"),
     shell:
-        "python -m inductionheads train --settings {params.settings:q} --threads {threads}"
-        " --tokens {input.tokens:q} --out {output.snapshots:q} --log {log:q}"
+        "python -m inductionheads {params.job} --settings {params.settings:q} --threads {threads}"
+        " --log {log:q}"
 
 
 rule import_checkpoints:
@@ -42,6 +43,6 @@ rule import_checkpoints:
     params:
         settings=import_settings,
         code=CODE["import"],
+        job=job("import"),
     shell:
-        "python -m inductionheads import --settings {params.settings:q}"
-        " --tokens {input.tokens:q} --out {output.snapshots:q} --log {log:q}"
+        "python -m inductionheads {params.job} --settings {params.settings:q} --log {log:q}"

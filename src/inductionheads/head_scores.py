@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
-from . import device as devices
 from . import h5io
 from .model import Cache, Transformer
-from .snapshots import SnapshotReader, shard_positions
+from .snapshots import ShardedJob
 
-STAGE = "heads"
+STAGE = "head_scores"
 log = logging.getLogger(__name__)
 
 
@@ -64,7 +64,7 @@ def direct_logit_matrix(model: Transformer) -> torch.Tensor:
 
 def copying(
     pattern: torch.Tensor,
-    attn_in: torch.Tensor,
+    ln1_normalized: torch.Tensor,
     tokens: torch.Tensor,
     W_V: torch.Tensor,
     b_V: torch.Tensor,
@@ -74,7 +74,7 @@ def copying(
 ) -> torch.Tensor:
     """Copying score of every head of one layer, averaged over `pattern`'s queries (docs/methods.md §5).
 
-    pattern [B, H, Q, S] (the scored queries only), attn_in [B, S, D] (the heads' LayerNormed input),
+    pattern [B, H, Q, S] (the scored queries only), ln1_normalized [B, S, D] (the heads' LayerNormed input),
     tokens [B, S]. o_s = relu(centred logit effect of the head's output at source s);
     R_q(t) = sum_s A_qs o_s[t]; ratio = sum_s A_qs R_q(x_s) / sum_t R_q(t) over the sequence's distinct
     tokens; score = (ratio - 1/n_distinct) / (1 - 1/n_distinct): 0 for a head raising every sequence
@@ -83,12 +83,12 @@ def copying(
     """
     if not include_bos:
         pattern = pattern[..., 1:] / pattern[..., 1:].sum(-1, keepdim=True).clamp_min(1e-12)
-        attn_in, tokens = attn_in[:, 1:], tokens[:, 1:]
+        ln1_normalized, tokens = ln1_normalized[:, 1:], tokens[:, 1:]
     scores = []
     for b in range(tokens.shape[0]):
         distinct, source_col = torch.unique(tokens[b], return_inverse=True)  # source s -> column of x_s
         n = len(distinct)
-        value = torch.einsum("sd,hde->hse", attn_in[b], W_V) + b_V[:, None]
+        value = torch.einsum("sd,hde->hse", ln1_normalized[b], W_V) + b_V[:, None]
         out = value @ W_O  # the head's output at each source position, [H, S, D]
         o = (out @ W_logit[:, distinct]).relu()  # [H, S, n_distinct]
         A = pattern[b]  # [H, Q, S]
@@ -180,12 +180,12 @@ def score_snapshot(
     }
     for block, layer, prev in zip(model.blocks, cache.layers, prev_cache.layers, strict=True):
         attn = block.attn
-        pattern = layer["pattern"]
+        pattern = layer.pattern
         out["prefix_matching"].append(prefix_matching(pattern, repeat_length, n_repeats))
-        args = (pattern[:, :, queries], layer["attn_in"], repeated, attn.W_V, attn.b_V, attn.W_O, W_logit)
+        args = (pattern[:, :, queries], layer.ln1_normalized, repeated, attn.W_V, attn.b_V, attn.W_O, W_logit)
         out["copying"].append(copying(*args, include_bos=False))
         out["copying_with_bos"].append(copying(*args, include_bos=True))
-        out["previous_token"].append(previous_token(prev["pattern"]))
+        out["previous_token"].append(previous_token(prev.pattern))
     scores = {k: torch.stack(v).cpu().numpy() for k, v in out.items()}
     scores["ov_copying"] = ov_copying(model)
     scores["qk_trace"] = qk_trace(model, scores["previous_token"])
@@ -193,27 +193,25 @@ def score_snapshot(
 
 
 def run(
-    snapshots_path: str | Path,
-    evalset_path: str | Path,
-    out_path: str | Path,
-    prev_token_contexts: int,
+    snapshots: str | Path,
+    evalset: str | Path,
+    head_scores: str | Path,
+    settings: dict[str, Any],
+    *,
     threads: int = 1,
     shard: tuple[int, int] = (0, 1),
     device: str = "auto",
 ) -> None:
-    """Head scores of the snapshots of `shard` (index, count) on `device` (auto: CUDA when present)."""
-    torch.set_num_threads(threads)
-    device = devices.pick(device)
-    with h5io.open_input(evalset_path, "evalset") as f:
-        repeated = torch.from_numpy(h5io.read(f, "repeated"))
-        prev_contexts = torch.from_numpy(h5io.read(f, "contexts")[:prev_token_contexts])
+    """Head scores of the snapshots of `shard` (index, count) on `device` (auto: CUDA when present);
+    previous-token attention on the first settings["prev_token_contexts"] held-out contexts."""
+    with ShardedJob(snapshots, shard, threads, device) as job, h5io.open_input(evalset, "evalset") as f:
+        repeated = torch.from_numpy(h5io.read(f, "repeated")).to(job.device)
+        prev_contexts = torch.from_numpy(h5io.read(f, "contexts")[: settings["prev_token_contexts"]])
+        prev_contexts = prev_contexts.to(job.device)
         R, n_rep = int(f.attrs["repeat_length"]), int(f.attrs["n_repeats"])
         eval_hash = str(f.attrs["config_hash"])
-    repeated, prev_contexts = repeated.to(device), prev_contexts.to(device)
-    with SnapshotReader(snapshots_path) as snaps:
-        todo = shard_positions(np.arange(len(snaps)), shard, str(snapshots_path))
         results: dict[str, list] = {}
-        for step, model in snaps.iterate(todo, device):
+        for step, model in job.snaps.iterate(job.todo, job.device):
             scores = score_snapshot(model, repeated, prev_contexts, R, n_rep)
             for key, value in scores.items():
                 results.setdefault(key, []).append(value)
@@ -222,16 +220,8 @@ def run(
                 step,
                 np.round(scores["prefix_matching"].max(1), 3).tolist(),
             )
-        with h5io.atomic_writer(
-            out_path,
-            STAGE,
-            snaps.config_hash,
-            evalset_hash=eval_hash,
-            model=snaps.spec["name"],
-            seed=snaps.seed,
-            shard=h5io.shard_label(*shard),
-        ) as f:
-            h5io.write(f, "steps", snaps.steps[todo], ("snapshot",), units="optimizer steps")
-            h5io.write(f, "tokens_seen", snaps.tokens_seen[todo], ("snapshot",), units="tokens")
+        with job.writer(head_scores, STAGE, eval_hash) as out:
+            h5io.write(out, "steps", job.snaps.steps[job.todo], ("snapshot",), units="optimizer steps")
+            h5io.write(out, "tokens_seen", job.snaps.tokens_seen[job.todo], ("snapshot",), units="tokens")
             for key, value in results.items():
-                h5io.write(f, key, np.stack(value), ("snapshot", "layer", "head"), units="score")
+                h5io.write(out, key, np.stack(value), ("snapshot", "layer", "head"), units="score")

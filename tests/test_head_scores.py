@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from inductionheads import heads
+from inductionheads import head_scores
 from inductionheads.model import Cache, Transformer
 
 R, N_REP = 5, 4
@@ -40,7 +40,7 @@ def naive_prefix_matching(A: np.ndarray) -> float:
 
 def test_perfect_induction_pattern_scores_one():
     A = induction_pattern()[None, None]
-    assert heads.prefix_matching(A, R, N_REP).item() == pytest.approx(1.0)
+    assert head_scores.prefix_matching(A, R, N_REP).item() == pytest.approx(1.0)
 
 
 def test_previous_token_pattern_scores_zero_on_prefix_matching_and_one_on_previous_token():
@@ -49,8 +49,8 @@ def test_previous_token_pattern_scores_zero_on_prefix_matching_and_one_on_previo
     for q in range(1, SEQ):
         A[q, q - 1] = 1.0
     A = A[None, None]
-    assert heads.prefix_matching(A, R, N_REP).item() == pytest.approx(0.0)
-    assert heads.previous_token(A).item() == pytest.approx(1.0)
+    assert head_scores.prefix_matching(A, R, N_REP).item() == pytest.approx(0.0)
+    assert head_scores.previous_token(A).item() == pytest.approx(1.0)
 
 
 def test_uniform_causal_pattern_matches_naive_loop():
@@ -59,14 +59,14 @@ def test_uniform_causal_pattern_matches_naive_loop():
     expected = naive_prefix_matching(A.numpy())
     # a query at repeat k has k targets among q+1 keys: the score is the mean of k/(q+1)
     assert 0 < expected < 0.2
-    assert heads.prefix_matching(A[None, None], R, N_REP).item() == pytest.approx(expected, rel=1e-6)
+    assert head_scores.prefix_matching(A[None, None], R, N_REP).item() == pytest.approx(expected, rel=1e-6)
 
 
 def test_random_patterns_match_naive_loop_per_head_and_batch():
     g = torch.Generator().manual_seed(0)
     A = torch.rand(3, 2, SEQ, SEQ, generator=g).tril()
     A = A / A.sum(-1, keepdim=True)
-    got = heads.prefix_matching(A, R, N_REP)
+    got = head_scores.prefix_matching(A, R, N_REP)
     for h in range(2):
         expected = np.mean([naive_prefix_matching(A[b, h].numpy()) for b in range(3)])
         assert got[h].item() == pytest.approx(expected, rel=1e-5)
@@ -132,16 +132,16 @@ def test_copying_equals_naive_loop(include_bos):
     tokens = repeated_tokens()
     cache = Cache()
     m(tokens, cache=cache)
-    _, queries = heads.prefix_matching_targets(R, N_REP)
-    A = cache.layers[0]["pattern"][:, :, queries]
+    _, queries = head_scores.prefix_matching_targets(R, N_REP)
+    A = cache.layers[0].pattern[:, :, queries]
     attn = m.blocks[0].attn
-    W_eff = heads.direct_logit_matrix(m)
-    got = heads.copying(
-        A, cache.layers[0]["attn_in"], tokens, attn.W_V, attn.b_V, attn.W_O, W_eff, include_bos
+    W_eff = head_scores.direct_logit_matrix(m)
+    got = head_scores.copying(
+        A, cache.layers[0].ln1_normalized, tokens, attn.W_V, attn.b_V, attn.W_O, W_eff, include_bos
     )
     expected = naive_copying(
         A[0, 0],
-        cache.layers[0]["attn_in"][0],
+        cache.layers[0].ln1_normalized[0],
         tokens[0],
         attn.W_V[0],
         attn.b_V[0],
@@ -168,14 +168,14 @@ def test_direct_logit_matrix_is_the_final_layernorm_direct_path():
         assert torch.allclose(frozen_ln_logits(resid), m.ln_final(resid) @ m.W_U)
         delta = frozen_ln_logits(resid + c) - frozen_ln_logits(resid)
         delta = delta - delta.mean()
-        predicted = c @ heads.direct_logit_matrix(m) / sigma
+        predicted = c @ head_scores.direct_logit_matrix(m) / sigma
     assert torch.allclose(delta, predicted, atol=1e-10)
 
 
 @torch.no_grad()
 def test_copying_head_scores_high_and_random_head_near_zero():
     tokens = repeated_tokens()
-    _, queries = heads.prefix_matching_targets(R, N_REP)
+    _, queries = head_scores.prefix_matching_targets(R, N_REP)
     A = induction_pattern()[queries][None, None]
     scores = {}
     for copy in (True, False):
@@ -185,11 +185,11 @@ def test_copying_head_scores_high_and_random_head_near_zero():
             cache = Cache()
             m(tokens, cache=cache)
             attn = m.blocks[0].attn
-            W_eff = heads.direct_logit_matrix(m)
+            W_eff = head_scores.direct_logit_matrix(m)
             values.append(
-                heads.copying(
+                head_scores.copying(
                     A,
-                    cache.layers[0]["attn_in"],
+                    cache.layers[0].ln1_normalized,
                     tokens,
                     attn.W_V,
                     attn.b_V,
@@ -223,7 +223,7 @@ def test_ov_copying_equals_full_token_circuit_eigenvalues():
     with torch.no_grad():
         for ln in (m.blocks[0].ln1, m.blocks[1].ln1, m.ln_final):
             ln.weight.add_(torch.rand(16))
-    got = heads.ov_copying(m)
+    got = head_scores.ov_copying(m)
     E, U = m.W_E.detach().double().numpy(), m.W_U.detach().double().numpy()
     for layer, block in enumerate(m.blocks):
         for h in range(2):
@@ -239,9 +239,9 @@ def test_ov_copying_is_one_for_a_copying_head_and_minus_one_for_its_negation():
         m.W_U.copy_(torch.eye(8))
         m.blocks[0].attn.W_V.copy_(torch.eye(8)[None])
         m.blocks[0].attn.W_O.copy_(torch.eye(8)[None])
-        assert heads.ov_copying(m)[0, 0] == pytest.approx(1.0)
+        assert head_scores.ov_copying(m)[0, 0] == pytest.approx(1.0)
         m.blocks[0].attn.W_O.mul_(-1)
-        assert heads.ov_copying(m)[0, 0] == pytest.approx(-1.0)
+        assert head_scores.ov_copying(m)[0, 0] == pytest.approx(-1.0)
 
 
 def test_qk_trace_equals_full_k_composition_circuit():
@@ -251,7 +251,7 @@ def test_qk_trace_equals_full_k_composition_circuit():
     )
     m = Transformer(spec, 30)
     prev = np.array([[0.9, 0.1], [0.3, 0.5], [0.2, 0.2]])
-    got = heads.qk_trace(m, prev)
+    got = head_scores.qk_trace(m, prev)
     assert np.isnan(got[0]).all()
     E = m.W_E.detach().double().numpy()
 
@@ -285,4 +285,4 @@ def test_qk_trace_is_one_for_a_hand_made_induction_circuit():
         for block in m.blocks:
             for W in (block.attn.W_V, block.attn.W_O, block.attn.W_Q, block.attn.W_K):
                 W.copy_(torch.eye(8)[None])
-    assert heads.qk_trace(m, np.array([[1.0], [0.0]]))[1, 0] == pytest.approx(1.0)
+    assert head_scores.qk_trace(m, np.array([[1.0], [0.0]]))[1, 0] == pytest.approx(1.0)

@@ -1,0 +1,74 @@
+"""Figures a reader can trust: labels say what is plotted, columns compare on shared axes, legends and
+labels do not cover each other or the curves' grids clash (drawn from the smoke run's files)."""
+
+import matplotlib
+import pytest
+import seaborn as sns
+from conftest import smoke_config
+
+from inductionheads import figures
+
+RUNS = ["attn1", "attn2", "smeared1", "mlp2"]  # the smoke config's order
+
+
+@pytest.fixture(scope="module")
+def inputs(smoke_results):
+    run = {m: smoke_results / "models" / m / "seed0" for m in RUNS}
+    kinds = ("snapshots", "losses", "head_scores", "phase", "ablation")
+    out = {k: [str(run[m] / f"{k}.h5") for m in RUNS] for k in kinds}
+    out["pca"] = [str(smoke_results / "pca" / "replicate0.h5")]
+    return out
+
+
+@pytest.fixture(scope="module")
+def settings():
+    config = smoke_config()
+    sns.set_theme(style=config["figures"]["style"])
+    keys = ("induction_prefix_matching", "induction_copying", "previous_token")
+    return {**config["figures"], **{k: config["analysis"][k] for k in keys}}
+
+
+def _table(fig, n_rows, n_cols):
+    """The table's panels [row][col] (the colour bars come after them in fig.axes)."""
+    panels = fig.axes[: n_rows * n_cols]
+    return [panels[r * n_cols : (r + 1) * n_cols] for r in range(n_rows)]
+
+
+def test_icl_label_names_the_token_windows_the_score_averages(inputs, settings):
+    ev = smoke_config()["evaluation"]
+    early, late, w = ev["icl_early"], ev["icl_late"], ev["icl_window"]
+    fig = figures.icl_score(inputs, settings)
+    label = fig.axes[0].get_ylabel()
+    assert f"tokens {late - w}–{late + w}" in label and f"tokens {early - w}–{early + w}" in label
+
+
+def test_model_analysis_table_shares_axes_and_labels_do_not_overlap(inputs, settings):
+    fig = figures.model_analysis_table(inputs, settings)
+    n_rows = len(figures.TABLE_ROWS) + len(figures.ABLATION_ROWS)
+    table = _table(fig, n_rows, len(RUNS))
+    for row in table[1:]:  # every row over tokens seen: one x range for all columns
+        assert len({ax.get_xlim() for ax in row}) == 1
+    icl_row = table[figures.TABLE_ROWS.index("ICL score")]
+    assert len({ax.get_ylim() for ax in icl_row}) == 1
+    prefix_row = table[figures.TABLE_ROWS.index("prefix matching\nper head")]
+    assert all(ax.get_legend() is not None for ax in prefix_row)  # which colour is which layer
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    names = (*figures.TABLE_ROWS, *figures.ABLATION_ROWS)
+    labels = [t for row in table for t in row[0].texts if t.get_text() in names]
+    boxes = [t.get_window_extent(renderer) for t in labels]
+    assert len(boxes) == n_rows
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1 :]:
+            assert not a.overlaps(b)
+        assert a.x0 >= 0 and a.y0 >= 0  # inside the figure, not clipped
+
+
+def test_smeared_vs_vanilla_has_one_legend_below_and_no_twin_grid(inputs, settings):
+    fig = figures.smeared_vs_vanilla(inputs, settings)
+    assert len(fig.legends) == 1 and all(ax.get_legend() is None for ax in fig.axes)
+    twins = [ax for ax in fig.axes if ax.get_ylabel() == "max prefix matching"]
+    assert twins
+    for twin in twins:
+        assert not any(line.get_visible() for line in twin.get_ygridlines())
+    matplotlib.pyplot.close("all")
