@@ -397,7 +397,15 @@ def _head_lines(ax, x, scores, ylabel, legend: bool = False):
                 )
     ax.set_ylabel(ylabel)
     if legend:
-        ax.legend(fontsize="x-small", title="one line per head", title_fontsize="x-small", loc="upper left")
+        ax.legend(fontsize="x-small", title="one line per head", title_fontsize="x-small", loc="best")
+
+
+def _share_y(axes) -> None:
+    """Give `axes` the union of their y ranges."""
+    if axes:
+        limits = np.array([ax.get_ylim() for ax in axes])
+        for ax in axes:
+            ax.set_ylim(limits[:, 0].min(), limits[:, 1].max())
 
 
 # the table's rows, as labelled on its left edge
@@ -434,9 +442,6 @@ def model_analysis_table(inputs: Inputs, settings: dict[str, Any]) -> plt.Figure
         min(float(c.mean_loss.min()) for c in curves),
         max(float(c.mean_loss.max()) for c in curves),
     )
-    icl_low = min(float(np.nanmin(c.icl - c.icl_se)) for c in curves)
-    icl_high = max(float(np.nanmax(c.icl + c.icl_se)) for c in curves)
-    icl_pad = 0.05 * (icl_high - icl_low)
     for col, (c, (centres, dl)) in enumerate(zip(curves, dloss, strict=True)):
         column = axes[:, col]
         column[0].set_title(f"{c.name}\n{c.family}, {c.n_layers} layer{'s' if c.n_layers > 1 else ''}")
@@ -467,7 +472,6 @@ def model_analysis_table(inputs: Inputs, settings: dict[str, Any]) -> plt.Figure
         )
         column[3].set_ylabel("context index")
         _icl_panel(column[4], c, "C0")
-        column[4].set_ylim(icl_low - icl_pad, icl_high + icl_pad)
         column[4].set_ylabel("ICL score (nats)")
         _head_lines(column[5], c.tokens_seen, c.heads["prefix_matching"], "prefix matching", legend=True)
         column[5].set_ylim(0, 1)
@@ -488,6 +492,9 @@ def model_analysis_table(inputs: Inputs, settings: dict[str, Any]) -> plt.Figure
             _shade_window(ax, c.window)
             ax.set_xlim(0, tokens_max)
         column[-1].set_xlabel("tokens seen")
+    # the ICL and ablation rows on one y range each: a column's noise must not look like another's effect
+    for row in [4, 7, 8] if with_ablation else [4]:
+        _share_y([ax for ax in axes[row] if ax.lines])
     for ax, label in zip(axes[:, 0], rows, strict=True):
         ax.annotate(
             label,

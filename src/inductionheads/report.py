@@ -128,15 +128,18 @@ def _spread(spread: dict[str, float] | None, unit: str) -> str:
     )
 
 
-def _claims(path: str | Path) -> str:
-    document = json.loads(Path(path).read_text())
+def _verdict(document: dict[str, Any]) -> str:
     summary, n = document["summary"], document["replicates"]
     passing = sum(c["status"] == "pass" for c in summary)
-    verdict = (
+    return (
         f"<p><b>{passing} of {len(summary)} claims pass in every one of the {n} replicate"
-        f"{'s' if n > 1 else ''}.</b> A replicate is one training run of every model (seeds in the table "
+        f"{'s' if n > 1 else ''}.</b> A replicate is one training run of every model (seeds in the claims "
         "below); a claim passes overall only when it passes in each.</p>"
     )
+
+
+def _claims(document: dict[str, Any]) -> str:
+    summary = document["summary"]
     rows = [
         [
             _e(c["id"]),
@@ -148,7 +151,6 @@ def _claims(path: str | Path) -> str:
         for c in summary
     ]
     parts = [
-        verdict,
         _table(["claim", "statement", "status", "passed in"], rows, [c["status"] for c in summary]),
         "<h3>Phase-change windows over replicates</h3>",
     ]
@@ -280,8 +282,8 @@ def _models(phase_paths: list[str]) -> str:
 
 
 SECTIONS = (
-    ("claims", "Claims"),
     ("models", "Each model's phase change"),
+    ("claims", "Claims"),
     ("figures", "Figures"),
     ("heads", "Every head at the last snapshot"),
     ("config", "Config"),
@@ -308,6 +310,7 @@ def build(
     config, experiment = settings, settings.get("experiment", "")
     benchmarks = Path(report).parent / "benchmarks"
     caption_files = {Path(c).stem: Path(c) for c in captions}
+    document = json.loads(Path(claims).read_text())
     contents = "".join(f'<li><a href="#{key}">{_e(title)}</a></li>' for key, title in SECTIONS)
     heading = {key: f'<h2 id="{key}">{_e(title)}</h2>' for key, title in SECTIONS}
     sections = [
@@ -315,14 +318,15 @@ def build(
         f"<p>Generated {_e(time.strftime('%Y-%m-%d %H:%M:%S %Z'))}. A re-run of <i>In-context Learning "
         "and Induction Heads</i> (Olsson et al., 2022): every number below is read from this "
         "experiment's stored results.</p>",
+        _verdict(document),
         f"<nav><b>Contents</b><ol>{contents}</ol></nav>",
-        heading["claims"],
-        _claims(claims),
         heading["models"],
         "<p>The window is the stretch of training where the lasting ICL score fell fastest "
         "(docs/methods.md §7); it is a phase change when it holds enough of the ICL score, is short "
         "enough and has a plateau after it.</p>",
         _models(phase),
+        heading["claims"],
+        _claims(document),
         heading["figures"],
         "<p>The all-model figures and the per-model figures show the first replicate; the replicate "
         "figures show every run. The per-model figures of the other replicates are under "
