@@ -119,6 +119,26 @@ def test_too_many_shards_fail_before_any_job(smoke_copy):
 # --- the paper-scale plan -------------------------------------------------------------------------
 
 
+def test_paper_mini_config_plans_every_stage_at_the_papers_width(tmp_path):
+    """configs/paper-mini.yaml: the GPU end-to-end check, two models at the paper's width, context and
+    vocabulary on a local corpus: every stage once per run."""
+    workdir = copy_workflow(tmp_path)
+    config = yaml.safe_load((REPO / "configs" / "paper-mini.yaml").read_text())
+    spec = config["model_defaults"]
+    assert (spec["d_model"], spec["n_heads"], spec["context_length"]) == (768, 12, 8192)
+    assert config["corpus"]["vocab_size"] == 2**16 and config["corpus"]["source"] == "stdlib"
+    proc = snakemake(workdir, "--configfile", "configs/paper-mini.yaml", "--dry-run")
+    counts = {}
+    for job in planned(proc.stdout):
+        counts[job["rule"]] = counts.get(job["rule"], 0) + 1
+    per_run = {"train": 1, "losses": 1, "head_scores": 1, "ablation": 1, "merge_shards": 3}
+    per_run |= {"phase": 1, "figures_run": 1}
+    once = ("corpus", "evalset", "pca", "claims", "figures_all_models", "figures_replicates")
+    once += ("manifest", "report_html")
+    assert sorted(config["models"]) == ["attn2", "mlp2"]
+    assert counts == {**{r: 2 * n for r, n in per_run.items()}, **dict.fromkeys(once, 1)}
+
+
 def test_paper_config_plans_every_job_with_its_resources(tmp_path):
     workdir = copy_workflow(tmp_path)
     shutil.copytree(REPO / "profiles", workdir / "profiles")
