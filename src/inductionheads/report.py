@@ -25,13 +25,13 @@ from .readers import HEAD_SCORES
 
 PACKAGES = ("inductionheads", "torch", "numpy", "h5py", "tokenizers", "snakemake", "matplotlib", "seaborn")
 STYLE = """
-body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1400px; color: #222; }
+body { font-family: system-ui, sans-serif; margin: 2em auto; padding: 0 1em; max-width: 1400px; color: #222; }
 table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; }
 th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: left; vertical-align: top; }
 th { background: #f2f2f2; }
 .pass { background: #d8f3dc; } .fail { background: #ffd6d6; } .not-evaluable { background: #eee; }
 .induction { font-weight: bold; }
-figure { margin: 1.5em 0; } figure img { max-width: 100%; border: 1px solid #ddd; }
+figure { margin: 1.5em 0; } figure img { max-width: 100%; box-sizing: border-box; border: 1px solid #ddd; }
 pre { background: #f7f7f7; padding: 0.8em; overflow-x: auto; font-size: 0.85em; }
 """
 
