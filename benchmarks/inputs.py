@@ -44,12 +44,20 @@ CORPUS = {
 }
 
 
-def make_inputs(root: Path, spec: dict, n_snapshots: int) -> tuple[Path, Path]:
+def make_inputs(root: Path, spec: dict, n_snapshots: int, vocab_size: int = 512) -> tuple[Path, Path]:
+    """A snapshot file of `n_snapshots` random initialisations of `spec` and an evaluation set of
+    contexts of the spec's context length; a BPE vocabulary above 512 is trained on the whole standard
+    library (a slice of it has too few distinct merges)."""
     tokens = root / "tokens.h5"
-    corpus.build(tokens, root / "tokenizer.json", CORPUS)
+    settings = {**CORPUS, "vocab_size": vocab_size}
+    if vocab_size > CORPUS["vocab_size"]:
+        del settings["max_documents"], settings["max_document_bytes"]
+    corpus.build(tokens, root / "tokenizer.json", settings)
     with h5py.File(tokens, "r") as f:
         vocab = int(f.attrs["vocab_size"])
-    evalset.build(tokens, root / "evalset.h5", {"evaluation": EVALUATION, "head_scores": HEAD_SCORES})
+    T = spec["context_length"]
+    evaluation = {**EVALUATION, "context_length": T, "icl_late": T - 1 - EVALUATION["icl_window"]}
+    evalset.build(tokens, root / "evalset.h5", {"evaluation": evaluation, "head_scores": HEAD_SCORES})
 
     def state(i):
         torch.manual_seed(i)  # random output projections too: every head has an output to measure

@@ -16,6 +16,7 @@ tokens, 10 repeated sequences), built from a slice of the standard library. Need
 (`pip install -e '.[bench]'`).
 
     python benchmarks/measurement.py [--threads 2] [--snapshots 8] [--layers 2] [--heads 4]
+    python benchmarks/measurement.py --device cuda --heads 12 --d-model 768 --context 512 --vocab 65536
 """
 
 from __future__ import annotations
@@ -36,10 +37,10 @@ from inductionheads.interop import hooked_config, state_dict_names
 from inductionheads.model import sinusoidal_positions
 
 
-def ours(snaps: Path, evalset_path: Path, out: Path, threads: int) -> dict[str, np.ndarray]:
-    losses.run(snaps, evalset_path, out / "losses.h5", {"batch_size": 32}, threads=threads, device="cpu")
+def ours(snaps: Path, evalset_path: Path, out: Path, threads: int, device: str) -> dict[str, np.ndarray]:
+    losses.run(snaps, evalset_path, out / "losses.h5", {"batch_size": 32}, threads=threads, device=device)
     settings = {"prev_token_contexts": 8}
-    head_scores.run(snaps, evalset_path, out / "head_scores.h5", settings, threads=threads, device="cpu")
+    head_scores.run(snaps, evalset_path, out / "head_scores.h5", settings, threads=threads, device=device)
     scores = readers.head_scores(out / "head_scores.h5").scores
     return {
         "mean_loss": readers.losses(out / "losses.h5").mean_loss,
@@ -48,31 +49,31 @@ def ours(snaps: Path, evalset_path: Path, out: Path, threads: int) -> dict[str, 
     }
 
 
-def transformer_lens_way(snaps: Path, evalset_path: Path) -> dict[str, np.ndarray]:
+def transformer_lens_way(snaps: Path, evalset_path: Path, device: str) -> dict[str, np.ndarray]:
     from transformer_lens import HookedTransformer, HookedTransformerConfig
 
     with h5py.File(evalset_path, "r") as f:
-        contexts = torch.from_numpy(f["contexts"][()])
-        repeated = torch.from_numpy(f["repeated"][()])
+        contexts = torch.from_numpy(f["contexts"][()]).to(device)
+        repeated = torch.from_numpy(f["repeated"][()]).to(device)
         R, n_rep = int(f.attrs["repeat_length"]), int(f.attrs["n_repeats"])
     out = {"mean_loss": [], "prefix_matching": [], "copying": []}
     with h5py.File(snaps, "r") as f, torch.no_grad():
         spec = json.loads(f.attrs["spec"])
         vocab, L, D = int(f.attrs["vocab_size"]), spec["n_layers"], spec["d_model"]
         cfg = HookedTransformerConfig(**hooked_config(spec, vocab))
-        model = HookedTransformer(cfg).eval()
+        model = HookedTransformer(cfg).to(device).eval()
         names = state_dict_names(L)
         _, queries = head_scores.prefix_matching_targets(R, n_rep)
         for s in range(len(f["steps"])):
-            state = {names[k]: torch.from_numpy(f["params"][k][s]) for k in f["params"]}
-            state["pos_embed.W_pos"] = sinusoidal_positions(spec["context_length"], D)
+            state = {names[k]: torch.from_numpy(f["params"][k][s]).to(device) for k in f["params"]}
+            state["pos_embed.W_pos"] = sinusoidal_positions(spec["context_length"], D).to(device)
             model.load_state_dict(state, strict=False)
             per_token = [model(c, return_type="loss", loss_per_token=True) for c in contexts.split(32)]
-            out["mean_loss"].append(torch.cat(per_token).mean(0).numpy())
+            out["mean_loss"].append(torch.cat(per_token).mean(0).cpu().numpy())
             _, cache = model.run_with_cache(
                 repeated, names_filter=lambda n: n.endswith(("hook_pattern", "ln1.hook_normalized"))
             )
-            centre = torch.eye(D) - 1.0 / D
+            centre = torch.eye(D, device=device) - 1.0 / D
             W_logit = centre @ (model.ln_final.w[:, None] * model.W_U)
             W_logit = W_logit - W_logit.mean(1, keepdim=True)
             pm, cp = [], []
@@ -83,8 +84,8 @@ def transformer_lens_way(snaps: Path, evalset_path: Path) -> dict[str, np.ndarra
                 normed = cache[f"blocks.{layer}.ln1.hook_normalized"]
                 args = (pattern[:, :, queries], normed, repeated, attn.W_V, attn.b_V, attn.W_O, W_logit)
                 cp.append(head_scores.copying(*args, include_bos=False))
-            out["prefix_matching"].append(torch.stack(pm).numpy())
-            out["copying"].append(torch.stack(cp).numpy())
+            out["prefix_matching"].append(torch.stack(pm).cpu().numpy())
+            out["copying"].append(torch.stack(cp).cpu().numpy())
     return {k: np.stack(v) for k, v in out.items()}
 
 
@@ -94,33 +95,41 @@ def main() -> None:
     parser.add_argument("--snapshots", type=int, default=8)
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--heads", type=int, default=4)
+    parser.add_argument("--d-model", type=int, help="default: 32 x heads")
+    parser.add_argument("--family", default="attention-only", choices=("attention-only", "with-mlp"))
+    parser.add_argument("--context", type=int, default=256, help="evaluation context length")
+    parser.add_argument("--vocab", type=int, default=512, help="BPE vocabulary")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     spec = {
         "name": "bench",
-        "family": "attention-only",
+        "family": args.family,
         "n_layers": args.layers,
-        "d_model": 32 * args.heads,
+        "d_model": args.d_model or 32 * args.heads,
         "n_heads": args.heads,
-        "context_length": 256,
+        "context_length": args.context,
     }
+    sync = torch.cuda.synchronize if args.device == "cuda" else (lambda: None)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        snaps, evalset_path = make_inputs(root, spec, args.snapshots)
+        snaps, evalset_path = make_inputs(root, spec, args.snapshots, args.vocab)
         times = {"ours": [], "tl": []}
         for _ in range(args.repeats):
             start = time.perf_counter()
-            got = ours(snaps, evalset_path, root, args.threads)
+            got = ours(snaps, evalset_path, root, args.threads, args.device)
+            sync()
             times["ours"].append(time.perf_counter() - start)
             start = time.perf_counter()
-            want = transformer_lens_way(snaps, evalset_path)
+            want = transformer_lens_way(snaps, evalset_path, args.device)
+            sync()
             times["tl"].append(time.perf_counter() - start)
     t_ours, t_tl = min(times["ours"]), min(times["tl"])
     print(
-        f"measurement of {args.snapshots} snapshots, {args.layers} layers x {args.heads} heads,"
-        f" d_model {spec['d_model']}, 256 contexts of 256 tokens, {args.threads} threads,"
-        f" best of {args.repeats}"
+        f"measurement of {args.snapshots} snapshots, {args.family}, {args.layers} layers x {args.heads}"
+        f" heads, d_model {spec['d_model']}, vocab {args.vocab}, 256 contexts of {args.context} tokens,"
+        f" {args.device}, {args.threads} threads, best of {args.repeats}"
     )
     print(f"{'implementation':<28} {'seconds':>8} {'snapshots/s':>12} {'ours / this':>12}")
     print(f"{'ours (losses + heads)':<28} {t_ours:>8.2f} {args.snapshots / t_ours:>12.2f} {1:>11.2f}x")

@@ -1,24 +1,37 @@
 """Training throughput: this workflow's training step vs a plain-PyTorch loop and TransformerLens.
 
-The same model in three implementations, measured in this run on the same batches: a 2-layer
-attention-only transformer (d_model 128, 4 heads, context 256, vocab 512, batch 16, Shortformer
-positions), AdamW with the same settings.
+The same model in each implementation, measured in this run on the same batches, AdamW with the same
+settings:
 
-- ours: `inductionheads.train.train_step` on our `Transformer`, exactly what the train rule runs;
-- plain: a nanoGPT-style module (fused QKV `nn.Linear`, `scaled_dot_product_attention`);
-- TransformerLens: `HookedTransformer` with the same config (`pip install -e '.[bench]'`).
+- ours: `inductionheads.train.train_step` on our `Transformer`, exactly what the train rule runs, with
+  the exact loss (the default) and with the fused, chunked loss (`loss_chunk_tokens`);
+- plain: a nanoGPT-style module (fused QKV `nn.Linear`, `scaled_dot_product_attention(is_causal=True)`,
+  `F.cross_entropy` on the logits; fused AdamW on CUDA);
+- TransformerLens: `HookedTransformer` with the same config (`pip install -e '.[bench]'`; small size
+  only).
 
-Also the training FLOP rate as a fraction of this CPU's float32 matmul rate, measured here with the
-same threads: FLOPs per token = 6 x (parameters in matmuls) + 6 x n_layers x context x d_model
-(attention scores and weighted sums, forward and backward, causal half counted).
+Each implementation runs in its own process, so that its memory is its own. On CUDA each runs under
+bfloat16 autocast and `torch.compile`, as training does there, and the memory column is
+`torch.cuda.max_memory_allocated` (weights, optimizer state, activations); on CPU it is the growth of
+the process's peak resident memory over the steps (the optimizer state, made at the first step,
+included). MFU: training FLOPs per token = 6 x (matmul parameters, the unembedding included)
++ 6 x n_layers x context x d_model (attention scores and weighted sums, forward and backward, causal
+half counted), against `--peak-tflops` on CUDA (989: H100/H200 dense bfloat16) or this CPU's float32
+matmul rate measured in the same run.
 
-    python benchmarks/training.py [--threads 2] [--steps 30] [--repeats 3]
+    python benchmarks/training.py [--threads 2] [--steps 30] [--repeats 3]          # small, CPU
+    python benchmarks/training.py --device cuda --size paper-attn2 --steps 10        # a GPU node
+    python benchmarks/training.py --device cuda --size paper-mlp6 --steps 10
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
+import resource
+import subprocess
+import sys
 import time
 
 import torch
@@ -27,30 +40,36 @@ from torch import nn
 
 from inductionheads.interop import hooked_config
 from inductionheads.model import Transformer, sinusoidal_positions
-from inductionheads.train import make_optimizer, train_step
+from inductionheads.train import make_optimizer, train_step, training_loss
 
-SPEC = {
+BASE = {
     "name": "bench",
-    "family": "attention-only",
-    "n_layers": 2,
-    "d_model": 128,
-    "n_heads": 4,
-    "context_length": 256,
-    "batch_size": 16,
     "lr": 0.006,
     "weight_decay": 0.05,
     "grad_clip": 0.0,
+    "output_init": "normal",
 }
-VOCAB = 512
+SIZES = {  # spec, vocabulary, fused-loss chunk
+    "small": ({"family": "attention-only", "n_layers": 2, "d_model": 128, "n_heads": 4,
+               "context_length": 256, "batch_size": 16}, 512, 1024),
+    "paper-attn2": ({"family": "attention-only", "n_layers": 2, "d_model": 768, "n_heads": 12,
+                     "context_length": 8192, "batch_size": 8}, 65536, 8192),
+    "paper-mlp6": ({"family": "with-mlp", "n_layers": 6, "d_model": 768, "n_heads": 12,
+                    "context_length": 8192, "batch_size": 8}, 65536, 8192),
+}  # fmt: skip
+EMBEDDINGS = ("W_E", "embed.weight", "embed.W_E", "pos_embed.W_pos")  # lookups, not matmuls
+IMPLEMENTATIONS = ("ours, exact loss", "ours, fused loss", "plain PyTorch", "TransformerLens")
 
 
 class PlainBlock(nn.Module):
-    def __init__(self, d: int, n_heads: int):
+    def __init__(self, d: int, n_heads: int, mlp: bool):
         super().__init__()
         self.ln, self.n_heads = nn.LayerNorm(d), n_heads
         self.qk = nn.Linear(d, 2 * d)  # queries and keys see the position vectors
         self.v = nn.Linear(d, d)
         self.out = nn.Linear(d, d)
+        mlp_layers = (nn.LayerNorm(d), nn.Linear(d, 4 * d), nn.GELU(), nn.Linear(4 * d, d))
+        self.mlp = nn.Sequential(*mlp_layers) if mlp else None
 
     def forward(self, x, pos):
         B, T, D = x.shape
@@ -59,7 +78,8 @@ class PlainBlock(nn.Module):
         v = self.v(h)
         q, k, v = (t.view(B, T, self.n_heads, -1).transpose(1, 2) for t in (q, k, v))
         z = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        return x + self.out(z.transpose(1, 2).reshape(B, T, D))
+        x = x + self.out(z.transpose(1, 2).reshape(B, T, D))
+        return x + self.mlp(x) if self.mlp is not None else x
 
 
 class Plain(nn.Module):
@@ -67,9 +87,9 @@ class Plain(nn.Module):
 
     def __init__(self, spec, vocab):
         super().__init__()
-        d = spec["d_model"]
+        d, mlp = spec["d_model"], spec["family"] == "with-mlp"
         self.embed = nn.Embedding(vocab, d)
-        self.blocks = nn.ModuleList(PlainBlock(d, spec["n_heads"]) for _ in range(spec["n_layers"]))
+        self.blocks = nn.ModuleList(PlainBlock(d, spec["n_heads"], mlp) for _ in range(spec["n_layers"]))
         self.ln_final = nn.LayerNorm(d)
         self.unembed = nn.Linear(d, vocab)
         self.register_buffer("pos", sinusoidal_positions(spec["context_length"], d))
@@ -86,24 +106,84 @@ def plain_loss(model, batch):
     return F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1))
 
 
-def hooked_transformer():
-    from transformer_lens import HookedTransformer, HookedTransformerConfig
+def make_step(name: str, spec: dict, vocab: int, chunk: int, device: torch.device):
+    """(one training step on a batch, parameter count) for one implementation."""
+    cuda = device.type == "cuda"
+    precision = "bfloat16" if cuda else "float32"
+    if name.startswith("ours"):
+        model = Transformer(spec, vocab).to(device).train()
+        opt = make_optimizer(model, spec)
+        loss_of = training_loss(model, device, chunk if name == "ours, fused loss" else None)
+        return lambda b: train_step(model, loss_of, opt, b, spec["lr"], spec["grad_clip"], precision), model
+    if name == "plain PyTorch":
+        model = Plain(spec, vocab).to(device).train()
+        forward = torch.compile(model) if cuda else model
+        opt = torch.optim.AdamW(
+            model.parameters(), lr=spec["lr"], weight_decay=spec["weight_decay"], fused=cuda
+        )
+        loss_of = lambda b: plain_loss(forward, b)  # noqa: E731
+    else:
+        from transformer_lens import HookedTransformer, HookedTransformerConfig
 
-    return HookedTransformer(HookedTransformerConfig(**hooked_config(SPEC, VOCAB)))
+        model = HookedTransformer(HookedTransformerConfig(**hooked_config(spec, vocab))).to(device).train()
+        opt = torch.optim.AdamW(model.parameters(), lr=spec["lr"], weight_decay=spec["weight_decay"])
+        loss_of = lambda b: model(b, return_type="loss")  # noqa: E731
+
+    def step(batch):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
+            loss = loss_of(batch)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    return step, model
 
 
-def steps_per_second(step, batches, repeats: int) -> float:
-    step(batches[0])  # warm up
+def resident_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize()
+
+
+def measure(name: str, args) -> dict:
+    """Steps per second (best of the repeats, after two warm-up steps) and peak memory of one
+    implementation, in this process."""
+    device = torch.device(args.device)
+    spec, vocab, chunk = size(args)
+    torch.manual_seed(0)
+    shape = (spec["batch_size"], spec["context_length"])
+    batches = [torch.randint(0, vocab, shape) for _ in range(args.steps)]
+    step, model = make_step(name, spec, vocab, chunk, device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    batches = [b.to(device) for b in batches]
+    before = resident_bytes()
+    for batch in batches[:2]:  # warm up (compiling, on CUDA)
+        step(batch)
+    sync()
     best = math.inf
-    for _ in range(repeats):
+    for _ in range(args.repeats):
         start = time.perf_counter()
         for batch in batches:
             step(batch)
+        sync()
         best = min(best, time.perf_counter() - start)
-    return len(batches) / best
+    if device.type == "cuda":
+        memory = torch.cuda.max_memory_allocated()
+    else:  # ru_maxrss is in kB on Linux
+        memory = max(0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before)
+    matmul = sum(p.numel() for n, p in model.named_parameters() if p.ndim >= 2 and n not in EMBEDDINGS)
+    return {"steps_per_s": len(batches) / best, "memory": memory, "matmul_params": matmul}
 
 
-def matmul_flops(threads: int, n: int = 1024, repeats: int = 20) -> float:
+def size(args) -> tuple[dict, int, int]:
+    spec, vocab, chunk = SIZES[args.size]
+    spec = {**BASE, **spec}
+    for key, value in (("batch_size", args.batch), ("context_length", args.context)):
+        if value:
+            spec[key] = value
+    return spec, args.vocab or vocab, args.loss_chunk or chunk
+
+
+def matmul_flops(n: int = 1024, repeats: int = 20) -> float:
     a, b = torch.randn(n, n), torch.randn(n, n)
     a @ b
     start = time.perf_counter()
@@ -112,76 +192,58 @@ def matmul_flops(threads: int, n: int = 1024, repeats: int = 20) -> float:
     return 2 * n**3 * repeats / (time.perf_counter() - start)
 
 
-def flops_per_token(model: Transformer) -> float:
-    matmul_params = sum(p.numel() for n, p in model.named_parameters() if p.ndim >= 2 and n != "W_E")
-    L, T, D = SPEC["n_layers"], SPEC["context_length"], SPEC["d_model"]
-    return 6 * matmul_params + 6 * L * T * D
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    parser.add_argument("--size", default="small", choices=tuple(SIZES))
+    parser.add_argument("--batch", type=int, help="sequences per step (default: the size's)")
+    parser.add_argument("--context", type=int, help="tokens per sequence (default: the size's)")
+    parser.add_argument("--vocab", type=int, help="vocabulary (default: the size's)")
+    parser.add_argument("--loss-chunk", type=int, help="tokens per chunk of the fused loss")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--peak-tflops", type=float, default=989.0, help="the GPU's dense bfloat16 peak")
+    parser.add_argument("--only", choices=IMPLEMENTATIONS, help=argparse.SUPPRESS)  # one child process
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-    batches = [
-        torch.randint(0, VOCAB, (SPEC["batch_size"], SPEC["context_length"])) for _ in range(args.steps)
-    ]
-    tokens_per_step = SPEC["batch_size"] * SPEC["context_length"]
+    if args.only:
+        print(json.dumps(measure(args.only, args)))
+        return
 
-    ours = Transformer(SPEC, VOCAB).train()
-    ours_opt = make_optimizer(ours, SPEC)
-    rates = {
-        "ours (inductionheads)": steps_per_second(
-            lambda b: train_step(ours, ours, ours_opt, b, SPEC["lr"], SPEC["grad_clip"]),
-            batches,
-            args.repeats,
+    spec, vocab, chunk = size(args)
+    results = {}
+    for name in IMPLEMENTATIONS:
+        if name == "TransformerLens" and args.size != "small":
+            continue  # its attention materializes [heads, T, T] per layer: out of memory at context 8,192
+        proc = subprocess.run(
+            [sys.executable, __file__, *sys.argv[1:], "--only", name], capture_output=True, text=True
         )
-    }
+        if proc.returncode:
+            last = (proc.stderr.strip().splitlines() or ["?"])[-1]
+            print(f"{name}: failed ({last[:160]})")
+            continue
+        results[name] = json.loads(proc.stdout.strip().splitlines()[-1])
 
-    plain = Plain(SPEC, VOCAB).train()
-    plain_opt = torch.optim.AdamW(plain.parameters(), lr=SPEC["lr"], weight_decay=SPEC["weight_decay"])
-
-    def plain_step(batch):
-        loss = plain_loss(plain, batch)
-        plain_opt.zero_grad(set_to_none=True)
-        loss.backward()
-        plain_opt.step()
-
-    rates["plain PyTorch (SDPA)"] = steps_per_second(plain_step, batches, args.repeats)
-    try:
-        hooked = hooked_transformer().train()
-    except ImportError:
-        print("TransformerLens is not installed (pip install -e '.[bench]'): its row is left out")
-    else:
-        hooked_opt = torch.optim.AdamW(hooked.parameters(), lr=SPEC["lr"], weight_decay=SPEC["weight_decay"])
-
-        def hooked_step(batch):
-            loss = hooked(batch, return_type="loss")
-            hooked_opt.zero_grad(set_to_none=True)
-            loss.backward()
-            hooked_opt.step()
-
-        rates["TransformerLens HookedTransformer"] = steps_per_second(hooked_step, batches, args.repeats)
-
-    L, D, H, T, B = (SPEC[k] for k in ("n_layers", "d_model", "n_heads", "context_length", "batch_size"))
+    tokens = spec["batch_size"] * spec["context_length"]
+    L, T, D = spec["n_layers"], spec["context_length"], spec["d_model"]
+    cuda = args.device == "cuda"
+    peak = args.peak_tflops * 1e12 if cuda else matmul_flops()
+    arithmetic = "bfloat16 autocast, compiled" if cuda else f"float32, {args.threads} threads"
     print(
-        f"training, {L}-layer attention-only, d_model {D}, {H} heads, context {T}, vocab {VOCAB}, batch {B},"
-        f" {args.threads} threads, best of {args.repeats} x {args.steps} steps"
+        f"training, {args.size}: {L}-layer {spec['family']}, d_model {D}, {spec['n_heads']} heads,"
+        f" context {T}, vocab {vocab}, batch {spec['batch_size']}, fused-loss chunk {chunk},"
+        f" {args.device} ({arithmetic}), best of {args.repeats} x {args.steps} steps"
     )
-    print(f"{'implementation':<36} {'tokens/s':>10} {'ours / this':>12}")
-    for name, rate in rates.items():
-        print(f"{name:<36} {rate * tokens_per_step:>10,.0f} {rates['ours (inductionheads)'] / rate:>11.2f}x")
-    peak = matmul_flops(args.threads)
-    achieved = rates["ours (inductionheads)"] * tokens_per_step * flops_per_token(ours)
-    print(
-        f"\nparameters: ours {sum(p.numel() for p in ours.parameters()):,},"
-        f" plain {sum(p.numel() for p in plain.parameters()):,}"
-        f"\nmatmul rate (1024 x 1024 float32, {args.threads} threads): {peak / 1e9:.0f} GFLOP/s;"
-        f" training: {achieved / 1e9:.0f} GFLOP/s = {achieved / peak:.0%} of it"
-    )
+    memory = "peak memory" if cuda else "step memory"
+    print(f"{'implementation':<20} {'tokens/s':>12} {'this / plain':>13} {'MFU':>6} {memory + ' (GB)':>17}")
+    plain = results.get("plain PyTorch", {}).get("steps_per_s")
+    for name, r in results.items():
+        rate = r["steps_per_s"] * tokens
+        mfu = rate * (6 * r["matmul_params"] + 6 * L * T * D) / peak
+        ratio = f"{r['steps_per_s'] / plain:.2f}x" if plain else "-"
+        print(f"{name:<20} {rate:>12,.0f} {ratio:>13} {mfu:>6.0%} {r['memory'] / 1e9:>17.2f}")
+    print(f"MFU against {peak / 1e12:.1f} TFLOP/s ({'--peak-tflops' if cuda else 'measured here'})")
 
 
 if __name__ == "__main__":

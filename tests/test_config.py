@@ -43,6 +43,7 @@ def test_shipped_configs_are_valid():
         (lambda c: c["models"]["attn1"].update(replicates=0), r"models\.attn1\.replicates"),
         (lambda c: c["model_defaults"].update(precision="float16"), r"model_defaults\.precision"),
         (lambda c: c["models"]["attn2"].update(log_snapshots=-1), r"models\.attn2\.log_snapshots"),
+        (lambda c: c["models"]["attn2"].update(loss_chunk_tokens=0), r"models\.attn2\.loss_chunk_tokens"),
         (lambda c: c["analysis"].pop("plateau_fraction"), r"'analysis' lacks a required key"),
         # what the code cannot use (docs/reliability.md)
         (
@@ -114,6 +115,7 @@ def test_optional_model_settings_take_their_defaults():
     spec = model_spec(smoke_config(), "attn1")
     assert (spec["replicates"], spec["log_snapshots"], spec["precision"]) == (1, 0, "auto")
     assert spec["position_scale"] == 1.0
+    assert spec["micro_batch_size"] is None and spec["loss_chunk_tokens"] is None  # the exact loss
 
 
 def test_the_replicates_config_is_the_default_experiment_with_five_replicates():

@@ -105,7 +105,7 @@ def test_micro_batches_give_the_one_batch_update(family):
     import torch
 
     from inductionheads.model import Transformer
-    from inductionheads.train import train_step
+    from inductionheads.train import train_step, training_loss
 
     spec = {**SPEC, "family": family, "batch_size": 6, "output_init": "normal"}
     batch = torch.from_numpy(np.random.default_rng(1).integers(0, 40, size=(6, 32)))
@@ -114,7 +114,8 @@ def test_micro_batches_give_the_one_batch_update(family):
         torch.manual_seed(0)
         model = Transformer(spec, 40)
         opt = torch.optim.SGD(model.parameters(), lr=0.5)
-        loss = float(train_step(model, model, opt, batch, 0.5, 1.0, micro_batch_size=micro))
+        loss_of = training_loss(model, torch.device("cpu"))
+        loss = float(train_step(model, loss_of, opt, batch, 0.5, 1.0, micro_batch_size=micro))
         grads = {k: p.grad.clone() for k, p in model.named_parameters()}
         results.append((loss, grads, {k: v.detach().clone() for k, v in model.state_dict().items()}))
     (one_loss, one_grads, one), *accumulated = results
@@ -134,3 +135,14 @@ def test_a_run_with_micro_batches_trains_like_one_without(tokens, tmp_path):
     train(tokens, tmp_path / "micro.h5", {**SPEC, "micro_batch_size": 3}, progress=False)
     with SnapshotReader(tmp_path / "one.h5") as a, SnapshotReader(tmp_path / "micro.h5") as b:
         np.testing.assert_allclose(b.train_loss(), a.train_loss(), rtol=1e-4, atol=1e-5)
+
+
+def test_a_run_with_the_chunked_loss_trains_like_one_with_the_exact_loss(tokens, tmp_path):
+    """loss_chunk_tokens 7 splits each step's 4 x 31 predicted tokens unevenly (and across sequences);
+    with micro-batches of 3 on top, the loss curve still follows the exact whole-batch run."""
+    train(tokens, tmp_path / "exact.h5", SPEC, progress=False)
+    for settings in ({"loss_chunk_tokens": 7}, {"loss_chunk_tokens": 7, "micro_batch_size": 3}):
+        train(tokens, tmp_path / "chunked.h5", {**SPEC, **settings}, progress=False)
+        with SnapshotReader(tmp_path / "exact.h5") as a, SnapshotReader(tmp_path / "chunked.h5") as b:
+            np.testing.assert_allclose(b.train_loss(), a.train_loss(), rtol=1e-4, atol=1e-5)
+            assert b.spec["loss_chunk_tokens"] == 7

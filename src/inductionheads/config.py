@@ -87,6 +87,7 @@ OPTIONAL_MODEL_SETTINGS = {
     "output_init": "zero",
     "divergence_ratio": 2.0,
     "micro_batch_size": None,
+    "loss_chunk_tokens": None,
 }
 
 

@@ -327,6 +327,11 @@ class Transformer(nn.Module):
             cache.ln_final_scale = scale
         return normed @ self.W_U + self.b_U
 
+    def hidden(self, tokens: torch.Tensor) -> torch.Tensor:
+        """The unembedding's input, the final LayerNorm's output [B, T, D]: what the training loss's
+        fused unembedding and cross-entropy (cross_entropy.py) start from."""
+        return self.ln_final(self.residual(tokens))
+
     def forward(
         self,
         tokens: torch.Tensor,

@@ -21,6 +21,7 @@ from . import device as devices
 from . import h5io
 from . import snapshots as snapshot_file
 from .config import OPTIONAL_MODEL_SETTINGS, digest
+from .cross_entropy import mean_next_token_loss
 from .model import Transformer, per_token_losses
 from .schedule import snapshot_steps
 
@@ -57,9 +58,23 @@ def make_optimizer(model: Transformer, spec: dict[str, Any]) -> torch.optim.Adam
     return torch.optim.AdamW(groups, lr=spec["lr"])
 
 
+def training_loss(model: Transformer, device: torch.device, loss_chunk_tokens: int | None = None):
+    """The function batch [B, T] -> mean next-token loss that training minimizes, compiled on CUDA.
+
+    By default the measurement stages' exact float32 per-token losses, averaged. With
+    `loss_chunk_tokens`, the unembedding and cross-entropy run fused, that many tokens at a time
+    (cross_entropy.py): the same loss up to float rounding, without float32 log-probabilities over the
+    vocabulary for the whole batch (gigabytes at the paper's vocabulary)."""
+    if loss_chunk_tokens is None:
+        forward = devices.compiled(model, device)
+        return lambda batch: per_token_losses(forward(batch), batch).mean()
+    hidden = devices.compiled(model.hidden, device)
+    return lambda batch: mean_next_token_loss(hidden(batch), model.W_U, model.b_U, batch, loss_chunk_tokens)
+
+
 def train_step(
     model: Transformer,
-    forward,
+    loss_of,
     opt: torch.optim.Optimizer,
     batch: torch.Tensor,
     lr: float,
@@ -67,7 +82,7 @@ def train_step(
     precision: str = "float32",
     micro_batch_size: int | None = None,
 ) -> torch.Tensor:
-    """One optimizer step on `batch` [B, T]; `forward` is the model or its compiled form, `precision`
+    """One optimizer step on `batch` [B, T]; `loss_of` is the model's `training_loss`, `precision`
     float32 or bfloat16 (autocast). With `micro_batch_size` below B the gradient is accumulated over
     micro-batches of that many sequences, each loss weighted by its share of the batch, so the update is
     the one-batch update (up to float rounding) in the memory of one micro-batch. Returns the mean
@@ -79,7 +94,7 @@ def train_step(
     total = torch.zeros((), device=batch.device)
     for part in parts:
         with devices.autocast(batch.device, precision):
-            loss = per_token_losses(forward(part), part).mean()
+            loss = loss_of(part)
         if len(parts) > 1:
             loss = loss * (len(part) / len(batch))
         if not torch.isfinite(loss):
@@ -194,7 +209,8 @@ def train(
         tokens_fingerprint = str(f.attrs["integrity"])
     torch.manual_seed(spec["seed"])
     model = Transformer(spec, vocab).to(device)
-    forward = devices.compiled(model, device)
+    loss_chunk_tokens = spec.get("loss_chunk_tokens", OPTIONAL_MODEL_SETTINGS["loss_chunk_tokens"])
+    loss_of = training_loss(model, device, loss_chunk_tokens)
     opt = make_optimizer(model, spec)
     T, B, n_steps = spec["context_length"], spec["batch_size"], spec["steps"]
     starts = batch_starts(len(stream), T, B, n_steps, spec["seed"])
@@ -232,7 +248,7 @@ def train(
     for step in range(first_step, n_steps):
         batch = torch.from_numpy(stream[starts[step, :, None] + offsets].astype(np.int64)).to(device)
         loss = train_step(
-            model, forward, opt, batch, lr_at(step, spec), spec["grad_clip"], precision, micro_batch_size
+            model, loss_of, opt, batch, lr_at(step, spec), spec["grad_clip"], precision, micro_batch_size
         )
         losses[step] = loss.item()
         limit = divergence_ratio * losses[0]
