@@ -107,7 +107,7 @@ def plain_loss(model, batch):
 
 
 def make_step(name: str, spec: dict, vocab: int, chunk: int, device: torch.device):
-    """(one training step on a batch, parameter count) for one implementation."""
+    """(one training step on a batch, the model) for one implementation."""
     cuda = device.type == "cuda"
     precision = "bfloat16" if cuda else "float32"
     if name.startswith("ours"):
