@@ -117,37 +117,33 @@ def measurement_costs(config: dict, spec: dict, tokens: Path, work: Path, probe:
     snaps = work / "snapshots.h5"
     run = {**spec, "steps": 2, "n_snapshots": 2, "log_snapshots": 0, "warmup_steps": 1}
     train.train(tokens, snaps, run, threads=spec["threads"], device=device, progress=False)
-    threads = {
-        "losses": config["evaluation"].get("threads", 1),
-        "ablation": config["ablation"].get("threads", 1),
-    }
+    measure_threads = config["evaluation"].get("threads", 1)
+    ablation_threads = config["ablation"].get("threads", 1)
     ablation_settings = {
         **config["ablation"],
         **config["analysis"],
         "n_contexts": min(probe, config["ablation"]["n_contexts"]),
         "every": 1,  # all 3 probe snapshots; the config's own schedule is counted in jobs_of
     }
+    shards = {"one": (0, 3), "all": (0, 1)}  # the first of 3 shards holds 1 of the 3 snapshots
     costs = {}
-    for shard, tag in (((0, 3), "one"), ((0, 1), "all")):
-        kw = {"shard": shard, "device": device}
-        losses_file, scores_file = work / f"losses_{tag}.h5", work / f"head_scores_{tag}.h5"
+    for tag, shard in shards.items():
         costs["losses", tag] = timed(
-            losses.run, snaps, ev, losses_file, {"batch_size": config["evaluation"]["batch_size"]},
-            threads=threads["losses"], **kw,
+            losses.run, snaps, ev, work / f"losses_{tag}.h5",
+            {"batch_size": config["evaluation"]["batch_size"]},
+            threads=measure_threads, shard=shard, device=device,
         )  # fmt: skip
         costs["head_scores", tag] = timed(
-            head_scores.run, snaps, ev, scores_file, config["head_scores"], threads=threads["losses"], **kw
-        )
-        if tag == "all":
-            phase.run(losses_file, work / "phase.h5", config["analysis"])
-            costs["ablation", "one"] = timed(
-                ablation.run, snaps, ev, losses_file, scores_file, work / "phase.h5", work / "abl_one.h5",
-                ablation_settings, threads=threads["ablation"], shard=(0, 3), device=device,
-            )  # fmt: skip
-            costs["ablation", "all"] = timed(
-                ablation.run, snaps, ev, losses_file, scores_file, work / "phase.h5", work / "abl_all.h5",
-                ablation_settings, threads=threads["ablation"], shard=(0, 1), device=device,
-            )  # fmt: skip
+            head_scores.run, snaps, ev, work / f"head_scores_{tag}.h5", config["head_scores"],
+            threads=measure_threads, shard=shard, device=device,
+        )  # fmt: skip
+    phase.run(work / "losses_all.h5", work / "phase.h5", config["analysis"])
+    for tag, shard in shards.items():
+        costs["ablation", tag] = timed(
+            ablation.run, snaps, ev, work / "losses_all.h5", work / "head_scores_all.h5", work / "phase.h5",
+            work / f"ablation_{tag}.h5", ablation_settings,
+            threads=ablation_threads, shard=shard, device=device,
+        )  # fmt: skip
     scale = {
         "losses": config["evaluation"]["n_contexts"] / evaluation["n_contexts"],
         "head_scores": 1.0,
@@ -220,8 +216,8 @@ def wall_time(jobs: list[tuple], devices: int) -> float:
 
 
 def measured_seconds(directory: Path, stage: str, run: str, shard: str | None) -> float | None:
-    name = f"seed{run.split('seed')[1]}" + (f"_{shard}" if shard else "")
-    path = directory / stage / run.split("/")[0] / f"{name}.tsv"
+    """The wall time Snakemake recorded for one job (`run` is model/seed<n>), or None."""
+    path = directory / stage / (f"{run}_{shard}.tsv" if shard else f"{run}.tsv")
     if not path.is_file():
         return None
     with open(path) as f:
