@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from inductionheads import device as devices
 from inductionheads.interop import hooked_config
 from inductionheads.model import Transformer, sinusoidal_positions
 from inductionheads.train import make_optimizer, train_step, training_loss
@@ -109,7 +110,7 @@ def plain_loss(model, batch):
 def make_step(name: str, spec: dict, vocab: int, chunk: int, device: torch.device):
     """(one training step on a batch, the model) for one implementation."""
     cuda = device.type == "cuda"
-    precision = "bfloat16" if cuda else "float32"
+    precision = devices.training_precision(device)  # as the train rule: bfloat16 autocast on CUDA
     if name.startswith("ours"):
         model = Transformer(spec, vocab).to(device).train()
         opt = make_optimizer(model, spec)
