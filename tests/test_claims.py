@@ -132,6 +132,12 @@ def test_a_straight_pca_trajectory_fails_c7():
     assert status(models)["C7"] == "fail"
 
 
+def test_c7_reports_the_controls_turn_over_the_same_tokens():
+    """attn3 leaves PC1 for PC2 inside its window; the 1-layer model runs straight along PC1."""
+    numbers = claims.c7(paper_like(), T)["numbers"]["attn3"]
+    assert numbers["turn_degrees"] > 60 and numbers["turn_degrees_of_attn1"] < 10
+
+
 @pytest.mark.parametrize(
     "drop,expected",
     [
@@ -155,6 +161,7 @@ def test_a_turn_the_control_makes_too_fails_c7():
     c7 = claims.c7(models, T)
     numbers = c7["numbers"]["attn3"]
     assert numbers["turn_degrees"] >= T["min_turn_degrees"]  # the turn is there
+    assert abs(numbers["turn_degrees_of_attn1"] - numbers["turn_degrees"]) < 10  # and the control's too
     assert numbers["separation_growth_since_warmup"] < T["bump_rate_ratio"] and c7["status"] == "fail"
     assert "smeared2" not in c7["numbers"]  # a claim about the vanilla models, as in the paper
 

@@ -304,11 +304,14 @@ def c7(models: list[RunEvidence], t: dict) -> dict:
         )
         apart = {k: float(np.linalg.norm(own[k] - control[k])) for k in at}
         degrees, _ = pca.turn(own["before"], own["start"], own["end"])
+        # the control's turn over the same tokens: what a turn of this size means on this corpus
+        control_degrees, _ = pca.turn(control["before"], control["start"], control["end"])
         separation = apart["last"] - apart["warm"]
         share = (apart["end"] - apart["start"]) / separation if separation > 0 else float("nan")
         growth = apart["last"] / apart["warm"] if apart["warm"] > 0 else float("inf")
         numbers[m.name] = {
             "turn_degrees": round(degrees, 1),
+            f"turn_degrees_of_{ref.name}": round(control_degrees, 1),
             f"distance_to_{ref.name}": {k: round(v, 3) for k, v in apart.items()},
             "share_of_separation_inside_window": round(share, 4),
             "separation_growth_since_warmup": round(growth, 2),
