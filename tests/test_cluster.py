@@ -133,7 +133,7 @@ def test_paper_mini_config_plans_every_stage_at_the_papers_width(tmp_path):
         counts[job["rule"]] = counts.get(job["rule"], 0) + 1
     per_run = {"train": 1, "losses": 1, "head_scores": 1, "ablation": 1, "merge_shards": 3}
     per_run |= {"phase": 1, "figures_run": 1}
-    once = ("corpus", "evalset", "pca", "claims", "figures_all_models", "figures_replicates")
+    once = ("corpus", "evalset", "overlap", "pca", "claims", "figures_all_models", "figures_replicates")
     once += ("manifest", "report_html")
     assert sorted(config["models"]) == ["attn2", "mlp2"]
     assert counts == {**{r: 2 * n for r, n in per_run.items()}, **dict.fromkeys(once, 1)}
@@ -167,6 +167,7 @@ def test_paper_config_plans_every_job_with_its_resources(tmp_path):
     once = (
         "corpus",
         "evalset",
+        "overlap",
         "pca",
         "claims",
         "figures_all_models",
@@ -175,7 +176,7 @@ def test_paper_config_plans_every_job_with_its_resources(tmp_path):
         "report_html",
     )
     assert counts == {**{r: n * len(models) for r, n in per_model.items()}, **dict.fromkeys(once, 1)}
-    assert len(jobs) == 2 + len(models) * (3 * n_shards + 6) + 6  # `all` not counted
+    assert len(jobs) == 3 + len(models) * (3 * n_shards + 6) + 6  # `all` not counted
     spec = config["model_defaults"]
     assert (spec["d_model"], spec["n_heads"], spec["context_length"], spec["steps"]) == (768, 12, 8192, 10000)
     assert spec["n_snapshots"] == 200 and config["corpus"]["vocab_size"] == 2**16
@@ -274,14 +275,14 @@ def test_smoke_run_through_the_slurm_profile_equals_the_local_run(tmp_path, smok
     log = proc.stdout + proc.stderr
     assert "submitted with SLURM jobid" in log
     # every job but the target rule `all` went through sbatch: per model train, losses, heads, ablation,
-    # 3 merges, phase and figures; then corpus, evalset, pca, claims, the two all-model figure rules,
-    # manifest and report
-    assert log.count("submitted with SLURM jobid") == 9 * len(config["models"]) + 8
+    # 3 merges, phase and figures; then corpus, evalset, overlap, pca, claims, the two all-model figure
+    # rules, manifest and report
+    assert log.count("submitted with SLURM jobid") == 9 * len(config["models"]) + 9
     run_files = [
         p for p in result_files(smoke_results) if p.parts[:2] in {("models", m) for m in config["models"]}
     ]
     assert len(run_files) == 5
-    assert_same_results(smoke_results, results, [*run_files, "evalset.h5"])
+    assert_same_results(smoke_results, results, [*run_files, "evalset.h5", "corpus/overlap.h5"])
     claims = json.loads((results / "claims.json").read_text())
     assert claims["by_replicate"][0]["seeds"] == {"attn2": 0}
     assert os.path.getsize(results / "report.html") > 10_000

@@ -206,7 +206,7 @@ def test_manifest_lists_every_hdf5_output_with_its_integrity(smoke_results):
     rows = [line.split("\t") for line in (smoke_results / "manifest.tsv").read_text().splitlines()]
     header, rows = rows[0], rows[1:]
     assert header[:4] == ["file", "stage", "config_hash", "integrity"]
-    assert len(rows) == 3 + 5 * len(MODELS)  # tokens, evalset, pca; per run 5 files
+    assert len(rows) == 4 + 5 * len(MODELS)  # tokens, evalset, overlap, pca; per run 5 files
     for row in rows:
         with h5py.File(smoke_results.parents[1] / row[0], "r") as f:
             assert row[1] == f.attrs["stage"] and row[3] == f.attrs["integrity"] and len(row[3]) == 16

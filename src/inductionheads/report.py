@@ -20,6 +20,7 @@ import numpy as np
 import yaml
 
 from . import h5io, readers
+from . import overlap as overlaps
 from . import phase as phases
 from .readers import HEAD_SCORES
 
@@ -281,8 +282,24 @@ def _models(phase_paths: list[str]) -> str:
     return "<ul>" + "".join(f"<li>{_e(line)}</li>" for lines in by_model.values() for line in lines) + "</ul>"
 
 
+def _overlap(path: str | Path) -> str:
+    """The held-out contexts' n-grams found in training and repeated in their own context."""
+    rows = "".join(
+        f"<tr><td>{n}</td><td>{v['found_in_training']:.1%}</td><td>{v['repeated_in_context']:.1%}</td></tr>"
+        for n, v in overlaps.read(path).items()
+    )
+    return (
+        "<p>Held-out files are split from training by file, but where files copy one another the "
+        "held-out text is in the training text anyway: a model predicts it from memory, and in-context "
+        "learning buys little (docs/results.md, “A third corpus”). Of the evaluation contexts' "
+        "n-grams:</p><table><tr><th>n (tokens)</th><th>found in the training text</th>"
+        f"<th>seen earlier in the same context</th></tr>{rows}</table>"
+    )
+
+
 SECTIONS = (
     ("models", "Each model's phase change"),
+    ("corpus", "Held-out text against the training text"),
     ("claims", "Claims"),
     ("figures", "Figures"),
     ("heads", "Every head at the last snapshot"),
@@ -298,15 +315,16 @@ def build(
     figures: list[str],
     head_scores: list[str],
     phase: list[str],
+    overlap: str | Path,
     captions: list[str],
     manifest: str | Path,
     report: str | Path,
     settings: dict[str, Any],
 ) -> None:
     """report.html from claims.json, the figures (each with the caption file of its name), the first
-    replicate's head scores, every run's phase file and the manifest; `settings` is the whole config,
-    shown on the page. Rule costs come from Snakemake's benchmark files under benchmarks/ beside the
-    report."""
+    replicate's head scores, every run's phase file, the corpus overlap and the manifest; `settings` is
+    the whole config, shown on the page. Rule costs come from Snakemake's benchmark files under
+    benchmarks/ beside the report."""
     config, experiment = settings, settings.get("experiment", "")
     benchmarks = Path(report).parent / "benchmarks"
     caption_files = {Path(c).stem: Path(c) for c in captions}
@@ -325,6 +343,8 @@ def build(
         "(docs/methods.md §7); it is a phase change when it holds enough of the ICL score, is short "
         "enough and has a plateau after it.</p>",
         _models(phase),
+        heading["corpus"],
+        _overlap(overlap),
         heading["claims"],
         _claims(document),
         heading["figures"],

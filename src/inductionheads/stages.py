@@ -56,6 +56,12 @@ STAGES = {
         "snapshots as TransformerLens state dicts and config (interop extra)",
         ("out_dir",),
     ),
+    "overlap": Stage(
+        "overlap",
+        "run",
+        "how much of the held-out text the training text holds, and repeats in its context",
+        ("overlap",),
+    ),
     "losses": Stage("losses", "run", "per-token losses and ICL score of every snapshot", ("losses",)),
     "head_scores": Stage("head_scores", "run", "head scores of every snapshot", ("head_scores",)),
     "ablation": Stage(

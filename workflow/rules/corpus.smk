@@ -39,3 +39,26 @@ rule evalset:
         job=job("evalset"),
     shell:
         "python -m inductionheads {params.job} --settings {params.settings:q} --log {log:q}"
+
+
+# read by the report: a corpus whose held-out files copy its training files tests memorization
+rule overlap:
+    input:
+        tokens=rules.corpus.output.tokens,
+        evalset=rules.evalset.output.evalset,
+    output:
+        overlap=f"{RESULTS}/corpus/overlap.h5",
+    log:
+        f"{RESULTS}/logs/overlap.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/overlap.tsv"
+    conda:
+        "../../envs/corpus.yaml"
+    threads: 1
+    resources:
+        **RESOURCES["other"],
+    params:
+        code=CODE["overlap"],
+        job=job("overlap"),
+    shell:
+        "python -m inductionheads {params.job} --log {log:q}"

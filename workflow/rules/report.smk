@@ -7,6 +7,7 @@ rule manifest:
         files=[
             rules.corpus.output.tokens,
             rules.evalset.output.evalset,
+            rules.overlap.output.overlap,
             *run_files("snapshots"),
             *run_files("losses"),
             *run_files("head_scores"),
@@ -42,6 +43,7 @@ rule report_html:
         figures=report_figures(),
         head_scores=run_files("head_scores", FIRST),
         phase=run_files("phase"),
+        overlap=rules.overlap.output.overlap,
         captions=caption_files(),
         # listed last, so the page is written after it: the manifest verifies every file first
         manifest=rules.manifest.output.manifest,
