@@ -67,3 +67,12 @@ def test_the_stage_writes_both_fractions_by_n(tmp_path):
     for n, v in got.items():
         assert v["found_in_training"] == pytest.approx(naive_found(train, contexts, n))
         assert v["repeated_in_context"] == pytest.approx(naive_repeated(contexts, n))
+    # the recorded config hash covers both inputs: another corpus gives another hash
+    with h5io.atomic_writer(tmp_path / "other.h5", "corpus", "d", vocab_size=30, bos_id=0) as f:
+        h5io.write(f, "train", train, ("token",), units="token id")
+    overlap.run(tmp_path / "other.h5", tmp_path / "evalset.h5", tmp_path / "overlap2.h5")
+    with (
+        h5io.open_input(tmp_path / "overlap.h5", "overlap") as a,
+        h5io.open_input(tmp_path / "overlap2.h5", "overlap") as b,
+    ):
+        assert a.attrs["config_hash"] != b.attrs["config_hash"]

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from . import h5io
+from .config import digest
 
 STAGE = "overlap"
 NGRAM_LENGTHS = (2, 8, 16)  # a bigram (an induction head's cue), a line's worth, a longer copy
@@ -72,10 +73,12 @@ def run(tokens: str | Path, evalset: str | Path, overlap: str | Path) -> None:
         evalset_hash = str(f.attrs["config_hash"])
     with h5io.open_input(tokens, "corpus") as f:
         training = h5io.read(f, "train")
+        tokens_hash = str(f.attrs["config_hash"])
     lengths = np.asarray(NGRAM_LENGTHS, np.int64)
     in_training = [found_in_training(training, contexts, int(n)) for n in lengths]
     in_context = [repeated_in_context(contexts, int(n)) for n in lengths]
-    with h5io.atomic_writer(overlap, STAGE, evalset_hash, training_tokens=len(training)) as f:
+    source = digest({"tokens": tokens_hash, "evalset": evalset_hash})  # both inputs it reads
+    with h5io.atomic_writer(overlap, STAGE, source, training_tokens=len(training)) as f:
         h5io.write(f, "ngram_length", lengths, ("n",), units="tokens")
         h5io.write(f, "found_in_training", np.asarray(in_training), ("n",), units="fraction of n-grams")
         h5io.write(f, "repeated_in_context", np.asarray(in_context), ("n",), units="fraction of n-grams")
