@@ -86,3 +86,17 @@ def test_snakemake_report_bundles_every_figure_claims_and_manifest(smoke_run, tm
     figures = {p.name for p in (smoke_run / "results" / "smoke" / "figures").rglob("*.png")}
     assert figures and figures | {"claims.json", "manifest.tsv"} <= added
     assert out.stat().st_size > 100_000 and "claims.json" in out.read_text()
+
+
+def test_a_run_whose_icl_never_fell_reads_without_a_nan_share():
+    from inductionheads.report import model_sentence
+
+    window = dict(
+        start_step=17, end_step=33, start_tokens=69_632, end_tokens=135_168, fraction=float("nan"),
+        icl_formed=0.0, icl_total=0.0, has_phase_change=False, status="too small",
+    )  # fmt: skip
+    sentence = model_sentence({"model": "smeared1", "seed": 2, "window": window})
+    assert "nan" not in sentence and "ends no lower than it began" in sentence
+    window |= dict(fraction=0.57, icl_formed=0.02, icl_total=0.035)
+    sentence = model_sentence({"model": "attn2", "seed": 0, "window": window})
+    assert "57% of its ICL (0.020 of 0.035 nats)" in sentence

@@ -10,6 +10,7 @@ import base64
 import csv
 import html
 import json
+import math
 import platform
 import time
 from importlib import metadata
@@ -113,7 +114,10 @@ def model_sentence(read: dict[str, Any]) -> str:
         f"steps {w['start_step']:,}–{w['end_step']:,} "
         f"({_tokens(w['start_tokens'])}–{_tokens(w['end_tokens'])} tokens)"
     )
-    formed = f"{100 * w['fraction']:.0f}% of its ICL ({w['icl_formed']:.3f} of {w['icl_total']:.3f} nats)"
+    if math.isfinite(w["fraction"]):
+        formed = f"{100 * w['fraction']:.0f}% of its ICL ({w['icl_formed']:.3f} of {w['icl_total']:.3f} nats)"
+    else:  # phase.find_window: no share of a total that never fell
+        formed = f"{w['icl_formed']:.3f} nats, though its ICL score ends no lower than it began"
     if w["has_phase_change"]:
         after = f"{100 * w['after']:.0f}% of training after it"
         return f"{name}: phase change — {formed} formed in {where}, with {after}."
