@@ -79,3 +79,22 @@ def test_smeared_vs_vanilla_has_one_legend_below_and_no_twin_grid(inputs, settin
     for twin in twins:
         assert not any(line.get_visible() for line in twin.get_ygridlines())
     matplotlib.pyplot.close("all")
+
+
+@pytest.mark.parametrize("name, n_runs", [("icl_by_replicate", 2), ("model_analysis_table", 4)])
+def test_a_figure_shows_its_whole_title_above_the_panels(inputs, settings, name, n_runs):
+    some = {kind: files[:n_runs] for kind, files in inputs.items() if kind != "pca"}
+    some["pca"] = inputs["pca"]
+    fig = getattr(figures, name)(some, settings)
+    figures.lay_out(fig)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    title = fig._suptitle  # the title as drawn (matplotlib has no public getter for the Text)
+    box = title.get_window_extent(renderer)
+    if n_runs == 2:
+        assert "\n" in title.get_text()  # one line would be wider than two panels
+    assert box.x0 >= 0 and box.x1 <= fig.bbox.width and box.y1 <= fig.bbox.height
+    for ax in fig.axes:
+        if ax.get_visible():
+            assert not box.overlaps(ax.get_tightbbox(renderer))
+    matplotlib.pyplot.close("all")

@@ -263,8 +263,8 @@ def c6(models: list[RunEvidence], t: dict) -> dict:
 
 
 def c7(models: list[RunEvidence], t: dict) -> dict:
-    """In every vanilla multi-layer model with a phase change, the per-token-loss trajectory (joint PCA,
-    every component kept) turns inside the window:
+    """In every vanilla multi-layer model with a phase change, the per-token-loss trajectory (the joint PCA
+    of `n_components` components) turns inside the window:
 
     - off its own earlier course: the direction from the window's start to its end differs by at least
       `min_turn_degrees` from the direction over as long a stretch before it (not reaching back into the

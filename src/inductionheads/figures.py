@@ -8,6 +8,7 @@ one process, each into the file its name gives. Phase-change windows are shaded 
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -664,6 +665,31 @@ FIGURES = {
 }
 
 
+def wrap_suptitle(fig: plt.Figure) -> Any:
+    """Wrap the figure's title to its width (a figure of one or two panels is narrower than its title);
+    the title's Text, or None."""
+    text = fig.get_suptitle()
+    if not text:
+        return None
+    title = fig.suptitle(text)
+    room = 0.96 * fig.bbox.width
+    width = title.get_window_extent(fig.canvas.get_renderer()).width
+    if width > room:
+        title = fig.suptitle(textwrap.fill(text, max(20, int(len(text) * room / width))))
+    return title
+
+
+def lay_out(fig: plt.Figure) -> None:
+    """Panels packed below the (wrapped) title, which tight_layout does not make room for, and above a
+    figure-wide legend."""
+    title = wrap_suptitle(fig)
+    top = 1.0
+    if title is not None:
+        height = title.get_window_extent(fig.canvas.get_renderer()).height / fig.bbox.height
+        top = title.get_position()[1] - height - 0.005
+    fig.tight_layout(rect=(0, 0.05 if fig.legends else 0, 1, top))
+
+
 def draw(
     figures: list[str],
     settings: dict[str, Any],
@@ -692,8 +718,7 @@ def draw(
     for path in paths:
         path.parent.mkdir(parents=True, exist_ok=True)
         fig = FIGURES[path.stem](inputs, settings)
-        # room at the top for a suptitle and at the bottom for a figure-wide legend
-        fig.tight_layout(rect=(0, 0.05 if fig.legends else 0, 1, 0.97 if fig.get_suptitle() else 1))
+        lay_out(fig)
         with h5io.atomic_path(path, suffix=".tmp.png") as tmp:
             fig.savefig(tmp, dpi=settings["dpi"])
         plt.close(fig)
