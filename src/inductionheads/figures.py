@@ -21,6 +21,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.colors import TwoSlopeNorm  # noqa: E402
+from matplotlib.text import Text  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from . import h5io, pca, phase, readers  # noqa: E402
@@ -665,7 +666,7 @@ FIGURES = {
 }
 
 
-def wrap_suptitle(fig: plt.Figure) -> Any:
+def wrap_suptitle(fig: plt.Figure) -> Text | None:
     """Wrap the figure's title to its width (a figure of one or two panels is narrower than its title);
     the title's Text, or None."""
     text = fig.get_suptitle()
