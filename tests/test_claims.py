@@ -16,7 +16,6 @@ T = dict(
     induction_copying=0.05,
     previous_token=0.4,
     bump_rate_ratio=2.0,
-    min_turn_degrees=45,
     icl_smoothing=3,
 )
 PHASE = dict(smoothing=3, slope_fraction=0.25, max_span=0.5, plateau_fraction=0.2)
@@ -160,29 +159,48 @@ def test_a_turn_the_control_makes_too_fails_c7():
     models[0].pca_scores = models[2].pca_scores + 0.5 + rng.normal(0, 0.05, models[2].pca_scores.shape)
     c7 = claims.c7(models, T)
     numbers = c7["numbers"]["attn3"]
-    assert numbers["turn_degrees"] >= T["min_turn_degrees"]  # the turn is there
+    assert numbers["turn_degrees"] > 45  # the turn is there
     assert abs(numbers["turn_degrees_of_attn1"] - numbers["turn_degrees"]) < 10  # and the control's too
     assert numbers["separation_growth_since_warmup"] < T["bump_rate_ratio"] and c7["status"] == "fail"
     assert "smeared2" not in c7["numbers"]  # a claim about the vanilla models, as in the paper
 
 
-def test_noise_turns_by_any_angle_but_rarely_parts_from_other_noise_inside_a_window():
-    """attn3's and the control's trajectories replaced by independent random walks of one size: most
-    windows turn by 45 degrees or more, yet few form most of the walks' separation inside the window."""
+def test_a_turn_no_further_than_the_controls_fails_c7():
+    """attn3 leaves PC1 for PC2 inside its window and parts from the 1-layer model there, but the 1-layer
+    model turns further at the same time (back along PC1 and onto PC3): attn3 turns no more than a model
+    without a phase change does, and the separation alone does not pass C7."""
+    models = [m for m in paper_like() if m.name != "attn2"]
+    rng = np.random.default_rng(5)
+    path, step = 6 * (1 - np.exp(-TOKENS / 1.5e6)), _sigmoid(3e6)
+    models[0].pca_scores = np.stack([path * (1 - 2 * step), 0 * path, path * step], 1)
+    models[0].pca_scores += rng.normal(0, 0.02, models[0].pca_scores.shape)
+    c7 = claims.c7(models, T)
+    numbers = c7["numbers"]["attn3"]
+    assert 60 < numbers["turn_degrees"] < numbers["turn_degrees_of_attn1"]
+    assert numbers["share_of_separation_inside_window"] >= T["window_fraction"]
+    assert numbers["separation_growth_since_warmup"] >= T["bump_rate_ratio"]
+    assert c7["status"] == "fail"
+
+
+def test_noise_rarely_turns_further_than_other_noise_and_parts_from_it_inside_a_window():
+    """attn3's and the control's trajectories replaced by independent random walks of one size: one
+    turns further than the other about half the time, yet few also form most of the walks' separation
+    inside the window."""
     models, rng = paper_like(), np.random.default_rng(1)
     turned = passed = 0
     for _ in range(200):
         for i in (0, 2):
             models[i].pca_scores = np.cumsum(rng.normal(0, 1, models[i].pca_scores.shape), 0)
         c7 = claims.c7(models, T)["numbers"]["attn3"]
-        turned += c7["turn_degrees"] >= T["min_turn_degrees"]
+        further = c7["turn_degrees"] > c7["turn_degrees_of_attn1"]
+        turned += further
         passed += (
-            c7["turn_degrees"] >= T["min_turn_degrees"]
+            further
             and (c7["share_of_separation_inside_window"] or 0.0)
             >= T["window_fraction"]  # None: no separation
             and c7["separation_growth_since_warmup"] >= T["bump_rate_ratio"]
         )
-    assert turned / 200 > 0.6 and passed / 200 < 0.15
+    assert 0.35 < turned / 200 < 0.65 and passed / 200 < 0.1
 
 
 def test_trajectories_that_part_before_the_window_fail_c7():

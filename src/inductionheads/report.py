@@ -89,7 +89,6 @@ THRESHOLD_WORDS = {
     "bump_rate_ratio": "“fastest”: at least {v} times the typical rate outside the window",
     "icl_smoothing": "rates are taken on the ICL score smoothed over {v} snapshots",
     "ablation_fraction": "“most”: the ablation removes at least {p} of the final ICL score",
-    "min_turn_degrees": "“turns”: the trajectory changes direction by at least {v}°",
 }
 
 
