@@ -182,6 +182,15 @@ def test_a_turn_no_further_than_the_controls_fails_c7():
     assert c7["status"] == "fail"
 
 
+def test_a_control_that_stands_still_turns_zero_degrees():
+    """The 1-layer model's trajectory never moves: its turn has no direction to measure, so it counts as
+    0 degrees (not NaN, which would fail every comparison) and attn3's turn is further."""
+    models = [m for m in paper_like() if m.name != "attn2"]
+    models[0].pca_scores = np.zeros_like(models[0].pca_scores)
+    numbers = claims.c7(models, T)["numbers"]["attn3"]
+    assert numbers["turn_degrees_of_attn1"] == 0.0 and numbers["turn_degrees"] > 60
+
+
 def test_noise_rarely_turns_further_than_other_noise_and_parts_from_it_inside_a_window():
     """attn3's and the control's trajectories replaced by independent random walks of one size: one
     turns further than the other about half the time, yet few also form most of the walks' separation
