@@ -24,7 +24,7 @@ ABLATION = {
     "n_contexts": 64,
     "batch_size": 16,
     "induction_prefix_matching": 0.3,
-    "induction_copying": 0.05,
+    "induction_copying": 0.0,
 }
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from inductionheads import head_scores
+from inductionheads import head_classes, head_scores
 from inductionheads.model import Cache, Transformer
 
 R, N_REP = 5, 4
@@ -201,6 +201,49 @@ def test_copying_head_scores_high_and_random_head_near_zero():
         scores[copy] = np.mean(values)
     assert scores[True] > 0.8
     assert abs(scores[False]) < 0.2
+
+
+def _copying_of(m: Transformer, tokens: torch.Tensor) -> float:
+    """The copying score of `m`'s one head under the hand-set induction pattern."""
+    _, queries = head_scores.prefix_matching_targets(R, N_REP)
+    cache = Cache()
+    m(tokens, cache=cache)
+    attn = m.blocks[0].attn
+    A = induction_pattern()[queries][None, None]
+    W_eff = head_scores.direct_logit_matrix(m)
+    args = (A, cache.layers[0].ln1_normalized, tokens, attn.W_V, attn.b_V, attn.W_O, W_eff)
+    return head_scores.copying(*args, include_bos=False).item()
+
+
+SETTINGS = {"induction_prefix_matching": 0.3, "induction_copying": 0.0, "previous_token": 0.4}
+
+
+@torch.no_grad()
+def test_an_induction_head_prefix_matches_and_raises_what_it_attends_to():
+    """A head with the induction pattern is an induction head when its OV copies, not when it writes
+    the negation (an anti-copying head) or nothing (W_O still at its zero initialisation)."""
+    tokens = repeated_tokens()
+    m = copy_model(copy=True)
+    copying = _copying_of(m, tokens)
+    m.blocks[0].attn.W_O.mul_(-1)
+    anti = _copying_of(m, tokens)
+    m.blocks[0].attn.W_O.zero_()
+    dead = _copying_of(m, tokens)
+    assert copying > 0.8 and anti < 0 and dead == 0
+    prefix_matching = np.ones(3)  # the pattern's score (test_prefix_matching_...): 1
+    got = head_classes.induction(prefix_matching, np.array([copying, anti, dead]), SETTINGS)
+    assert got.tolist() == [True, False, False]
+
+
+def test_head_classes_need_both_scores_and_label_previous_token_heads():
+    """Weak copying counts (its size depends on the corpus); prefix matching below the threshold does
+    not, however well the head copies."""
+    pm = np.array([[[0.30, 0.29, 0.9, 0.0]]])  # [snapshot, layer, head]
+    cp = np.array([[[0.01, 0.50, -0.01, 0.0]]])
+    prev = np.array([[[0.0, 0.0, 0.0, 0.4]]])
+    scores = {"prefix_matching": pm, "copying": cp, "previous_token": prev}
+    labels = head_classes.labels(scores, SETTINGS)
+    assert labels.tolist() == [["induction", "other", "other", "previous-token"]]
 
 
 def _full_circuit_ratio(M: np.ndarray) -> float:

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import h5io, readers
+from . import h5io, head_classes, readers
 from . import phase as phases
 from .model import Cache, LayerCache, Transformer, layer_norm
 from .schedule import ablated_positions
@@ -212,11 +212,9 @@ def before_after_vector(losses: str | Path, window: dict | None, n_examples: int
 
 
 def induction_heads(head_scores: str | Path, settings: dict[str, Any]) -> np.ndarray:
-    """[layer, head] mask of induction heads at the last snapshot: prefix matching and copying at or
-    above their thresholds."""
+    """[layer, head] mask of induction heads at the last snapshot (head_classes.induction)."""
     scores = readers.head_scores(head_scores).scores
-    pm, cp = scores["prefix_matching"][-1], scores["copying"][-1]
-    return (pm >= settings["induction_prefix_matching"]) & (cp >= settings["induction_copying"])
+    return head_classes.induction(scores["prefix_matching"][-1], scores["copying"][-1], settings)
 
 
 def run(

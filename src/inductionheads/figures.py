@@ -24,7 +24,7 @@ from matplotlib.colors import TwoSlopeNorm  # noqa: E402
 from matplotlib.text import Text  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from . import h5io, pca, phase, readers  # noqa: E402
+from . import h5io, head_classes, pca, phase, readers  # noqa: E402
 from .icl import dloss_dlog_index  # noqa: E402
 
 Inputs = dict[str, list[str]]
@@ -151,7 +151,7 @@ def _ablation_lines(ax, c: MeasuredRun, key: str, settings: dict[str, Any], lege
             transform=ax.transAxes,
         )
         return
-    classes = head_classes(c.heads, settings)
+    classes = head_classes.labels(c.heads, settings)
     seen = set()
     for layer, head in np.ndindex(classes.shape):
         kind = classes[layer, head]
@@ -296,22 +296,12 @@ def smeared_vs_vanilla(inputs: Inputs, settings: dict[str, Any]) -> plt.Figure:
     return fig
 
 
-def head_classes(scores: dict[str, np.ndarray], settings: dict[str, Any]) -> np.ndarray:
-    """[layer, head] labels at the last snapshot: induction (prefix matching and copying above their
-    thresholds), previous-token, or other."""
-    pm, cp, prev = (scores[k][-1] for k in ("prefix_matching", "copying", "previous_token"))
-    induction = (pm >= settings["induction_prefix_matching"]) & (cp >= settings["induction_copying"])
-    return np.where(
-        induction, "induction", np.where(prev >= settings["previous_token"], "previous-token", "other")
-    )
-
-
 def copying_vs_prefix_matching(inputs: Inputs, settings: dict[str, Any]) -> plt.Figure:
     """Every head of every model at its last snapshot: copying against prefix matching, induction
     heads (both scores above their thresholds, the dashed lines) marked."""
     rows = []
     for c in _measured_runs(inputs):
-        classes = head_classes(c.heads, settings)
+        classes = head_classes.labels(c.heads, settings)
         pm, cp = c.heads["prefix_matching"][-1], c.heads["copying"][-1]
         for layer, head in np.ndindex(pm.shape):
             rows.append(
@@ -338,6 +328,9 @@ def copying_vs_prefix_matching(inputs: Inputs, settings: dict[str, Any]) -> plt.
     ax.axhline(settings["induction_copying"], color="grey", ls="--", lw=0.8)
     ax.set_xlim(-0.02, 1)
     ax.set_title("Heads at the last snapshot: copying vs prefix matching")
+    # beside the axes: the strongest induction heads sit in the upper right, where a legend would go
+    sns.move_legend(ax, "upper left", bbox_to_anchor=(1.01, 1), frameon=False)
+    fig.tight_layout()
     return fig
 
 

@@ -95,8 +95,10 @@ def copying(
         R = A @ o  # [H, Q, n_distinct]
         attended = (A * R[:, :, source_col]).sum(-1)  # sum_s A_qs R_q(x_s)
         total = R.sum(-1)
-        ratio = torch.where(total > 1e-12, attended / total.clamp_min(1e-12), torch.full_like(total, 1.0 / n))
-        scores.append((ratio.mean(-1) - 1.0 / n) / (1.0 - 1.0 / n))
+        score = (attended / total.clamp_min(1e-12) - 1.0 / n) / (1.0 - 1.0 / n)
+        # a query whose head raises no token (W_O still zero) raises them all alike: exactly 0, so
+        # that it never passes a copying threshold of 0 by rounding
+        scores.append(torch.where(total > 1e-12, score, torch.zeros_like(score)).mean(-1))
     return torch.stack(scores).mean(0)
 
 

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from . import h5io, readers
+from . import h5io, head_classes, readers
 from . import overlap as overlaps
 from . import phase as phases
 from .readers import HEAD_SCORES
@@ -222,10 +222,7 @@ def _head_table(paths: list[str], thresholds: dict[str, float]) -> str:
         rows, classes = [], []
         for layer, head in np.ndindex(scores["prefix_matching"].shape):
             s = {k: scores[k][layer, head] for k in HEAD_SCORES}
-            induction = (
-                s["prefix_matching"] >= thresholds["induction_prefix_matching"]
-                and s["copying"] >= thresholds["induction_copying"]
-            )
+            induction = head_classes.induction(s["prefix_matching"], s["copying"], thresholds)
             rows.append([f"{layer + 1}.{head}"] + ["" if np.isnan(v) else f"{v:.3f}" for v in s.values()])
             classes.append("induction" if induction else "")
         parts.append(f"<h3>{_e(model)} (step {step})</h3>" + _table(["head", *HEAD_SCORES], rows, classes))
