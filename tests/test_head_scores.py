@@ -230,8 +230,9 @@ def test_an_induction_head_prefix_matches_and_raises_what_it_attends_to():
     m.blocks[0].attn.W_O.zero_()
     dead = _copying_of(m, tokens)
     assert copying > 0.8 and anti < 0 and dead == 0
-    prefix_matching = np.ones(3)  # the pattern's score (test_prefix_matching_...): 1
-    got = head_classes.induction(prefix_matching, np.array([copying, anti, dead]), SETTINGS)
+    prefix_matching = head_scores.prefix_matching(induction_pattern()[None, None], R, N_REP).item()
+    assert prefix_matching == pytest.approx(1.0)
+    got = head_classes.induction(np.full(3, prefix_matching), np.array([copying, anti, dead]), SETTINGS)
     assert got.tolist() == [True, False, False]
 
 
