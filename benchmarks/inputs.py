@@ -15,9 +15,11 @@ from inductionheads.model import Transformer
 PHASE = {
     "icl_smoothing": 3,
     "window_slope_fraction": 0.25,
+    "window_valley_fraction": 0.5,
     "min_icl_drop": 0.05,
     "window_fraction": 0.5,
     "max_window_span": 0.5,
+    "plateau_fraction": 0.25,
 }
 EVALUATION = {
     "n_contexts": 256,

@@ -9,6 +9,7 @@ from inductionheads.phase import find_window, smooth
 ARGS = dict(
     smoothing=3,
     slope_fraction=0.25,
+    valley_fraction=0.5,
     min_icl_drop=0.05,
     min_fraction=0.5,
     max_span=0.5,
@@ -57,6 +58,32 @@ def test_an_early_transient_steeper_per_token_than_the_step_is_not_the_window():
     assert int(np.argmin(slope)) <= 4  # the steepest fall is the transient
     assert TOKENS[w.start] < 3.5e6 < TOKENS[w.end] and w.start > 4
     assert w.has_phase_change and w.fraction > 0.55
+
+
+def test_an_early_fall_running_into_the_phase_change_is_split_off_at_the_valley():
+    """ICL that forms as training starts (0.15 nats around 0.8M tokens) runs into the phase change (0.3
+    nats around 2.6M) with only a slowing between them, to a quarter of the falls on either side. As one
+    episode the window starts at the first snapshots and cannot be told from the early ICL; split at
+    the valley, the window is the step, with snapshots before it."""
+    icl = _step(0.8e6, width=2e5, depth=0.15) + _step(2.6e6, depth=0.3)
+    merged, _, _ = find_window(TOKENS, icl, **{**ARGS, "valley_fraction": 0.0})  # 0: never split
+    assert merged.start < ARGS["smoothing"] and merged.status == "at start"
+    w, _, slope = find_window(TOKENS, icl, **ARGS)
+    assert 0.8e6 < TOKENS[w.start] < 2.6e6 < TOKENS[w.end] and w.has_phase_change
+    # the window starts at the valley: the slowest fall between the two peaks
+    between = slice(int(np.argmin(slope[:8])), w.steepest + 1)
+    assert abs(w.start - (between.start + int(np.argmax(slope[between])))) <= 1
+
+
+def test_a_fall_that_slows_after_the_start_of_training_stays_one_window():
+    """Two falls of 0.15 nats at 3M and 4.4M tokens, slowing to under a quarter between them: after the
+    start of training that is no evidence of two episodes (noise slows a fall too), and the window holds
+    both."""
+    icl = _step(3e6, width=2e5, depth=0.15) + _step(4.4e6, width=2e5, depth=0.15)
+    w, _, slope = find_window(TOKENS, icl, **ARGS)
+    valley = int(np.argmax(slope[15:22])) + 15
+    assert slope[valley] > 0.5 * slope[w.start : valley].min()  # a valley that would cut an early one
+    assert TOKENS[w.start] < 3e6 and 4.4e6 < TOKENS[w.end] and w.fraction > 0.9 and w.has_phase_change
 
 
 def test_a_dip_that_training_undoes_is_not_the_window():

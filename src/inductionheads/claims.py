@@ -32,8 +32,9 @@ STATEMENTS = {
     "C5": "Smeared keys give a 1-layer model a phase change and move the 2-layer one earlier.",
     "C6": "Pattern-preserving ablation of the induction heads removes most of the final ICL score.",
     "C7": "The per-token-loss PCA trajectory of a multi-layer model turns inside the window, off its own "
-    "earlier course further than the 1-layer model turns over the same tokens, and off the course it "
-    "shared with the 1-layer model: most of the separation between the two trajectories forms there.",
+    "earlier course further than the 1-layer model moves off its own over the same tokens, and off the "
+    "course it shared with the 1-layer model: most of the separation between the two trajectories forms "
+    "there.",
 }
 VANILLA = ("attention-only", "with-mlp")
 
@@ -267,18 +268,19 @@ def c7(models: list[RunEvidence], t: dict) -> dict:
     of `n_components` components) turns inside the window, where the 1-layer model of the same replicate,
     trained alike without a phase change, does not:
 
-    - off its own earlier course by more than the 1-layer model turns off its own over the same tokens:
-      the angle between the directions over the window and over as long a stretch before it (not
-      reaching back into the warmup, where every trajectory falls alike);
+    - off its own earlier course further than the 1-layer model moves off its own over the same tokens:
+      the distance moved inside the window across the direction of as long a stretch before it (not
+      reaching back into the warmup, where every trajectory falls alike), |start -> end| sin(angle);
     - off the course it shared with the 1-layer model: the distance between the two trajectories at equal
       tokens grows by at least `window_fraction` of its growth from the end of the warmup to the end of
       the 1-layer model's training inside the window, and ends at least `bump_rate_ratio` times what it
       was then.
 
-    A turn alone is no evidence: where a trajectory barely moves, noise points it anywhere, and how far
-    a trajectory bends over a stretch depends on the corpus and on the components kept, so an angle is
-    measured against the control's over the same tokens, not against a fixed number of degrees. Moving
-    away from the 1-layer model inside the window is what noise rarely does."""
+    A turn alone is no evidence: how far a trajectory bends over a stretch depends on the corpus and on
+    the components kept, so it is measured against the control's over the same tokens, not against a
+    fixed number of degrees; and where a trajectory barely moves, noise points it anywhere, so the turn
+    is a distance, not an angle (a control that moves a twentieth as far can turn by as many degrees).
+    Moving away from the 1-layer model inside the window is what noise rarely does."""
     th = {"window_fraction": t["window_fraction"], "bump_rate_ratio": t["bump_rate_ratio"]}
     ref, changed, missing = _against_one_layer(models)
     if missing:
@@ -301,10 +303,10 @@ def c7(models: list[RunEvidence], t: dict) -> dict:
             zip(at, pca.at_tokens(ref.pca_scores, ref.tokens_seen, list(at.values())), strict=True)
         )
         apart = {k: float(np.linalg.norm(own[k] - control[k])) for k in at}
-        degrees, _ = pca.turn(own["before"], own["start"], own["end"])
+        degrees, off_course = pca.turn(own["before"], own["start"], own["end"])
         # the control's turn over the same tokens (0 where it stood still): how far trajectories bend
         # here on this corpus without a phase change
-        control_degrees, _ = pca.turn(control["before"], control["start"], control["end"])
+        control_degrees, control_off_course = pca.turn(control["before"], control["start"], control["end"])
         control_degrees = float(np.nan_to_num(control_degrees))
         separation = apart["last"] - apart["warm"]
         share = (apart["end"] - apart["start"]) / separation if separation > 0 else float("nan")
@@ -312,13 +314,17 @@ def c7(models: list[RunEvidence], t: dict) -> dict:
         numbers[m.name] = {
             "turn_degrees": round(degrees, 1),
             f"turn_degrees_of_{ref.name}": round(control_degrees, 1),
+            "off_course": round(off_course, 3),
+            f"off_course_of_{ref.name}": round(control_off_course, 3),
             f"distance_to_{ref.name}": {k: round(v, 3) for k, v in apart.items()},
             "share_of_separation_inside_window": round(share, 4),
             "separation_growth_since_warmup": round(growth, 2),
         }
         ok.append(
             bool(
-                degrees > control_degrees and share >= t["window_fraction"] and growth >= t["bump_rate_ratio"]
+                off_course > control_off_course
+                and share >= t["window_fraction"]
+                and growth >= t["bump_rate_ratio"]
             )
         )
     if not ok:

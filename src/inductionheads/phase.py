@@ -12,6 +12,10 @@ From the ICL score over training:
 3. Differentiate E against tokens seen, on an even grid of tokens (snapshots need not be evenly
    spaced). Every local peak of its fall starts a candidate episode: the
    contiguous span around the peak where the fall is at least `window_slope_fraction` of that peak.
+   An episode that starts in the first `icl_smoothing` snapshots is cut at its valleys, where the
+   fall, having slowed, speeds up again past its slowest since the peak divided by
+   `window_valley_fraction`: on some corpora the ICL that forms as training starts (1-layer models
+   form it too) runs straight into the phase change, with only a slowing between them.
    The window is the episode that forms the most ICL, E(start) - E(end), not the steepest one: in the
    first steps the score moves fast by small amounts for reasons that are not induction, and the
    steepest fall per token can lie there while the phase change forms far more.
@@ -45,6 +49,7 @@ STATUSES = (PHASE_CHANGE, IN_PROGRESS, AT_START, NOT_ENOUGH)
 SETTINGS = (
     "icl_smoothing",
     "window_slope_fraction",
+    "window_valley_fraction",
     "min_icl_drop",
     "window_fraction",
     "max_window_span",
@@ -93,21 +98,30 @@ class Window:
         return self.status == PHASE_CHANGE
 
 
-def _episodes(slope: np.ndarray, slope_fraction: float) -> list[tuple[int, int, int]]:
+def _episodes(slope: np.ndarray, slope_fraction: float, valley_fraction: float) -> list[tuple[int, int, int]]:
     """(start, end, peak) of every span around a local peak of the fall (a local minimum of the
-    negative slope) where the fall is at least `slope_fraction` of that peak, and no steeper."""
+    negative slope) where the fall is at least `slope_fraction` of that peak, and no steeper. A span
+    stops at a valley: the point where the fall was slowest since the peak, once the fall beyond it
+    exceeds that slowest fall divided by `valley_fraction` (two falls, not one; 0: never)."""
     out = set()
     n = len(slope)
+
+    def extend(i: int, step: int, threshold: float) -> int:
+        valley = i  # the slowest fall since the peak, on this side
+        while 0 <= i + step < n and slope[i + step] <= threshold:
+            i += step
+            if slope[i] > slope[valley]:
+                valley = i
+            elif slope[valley] > valley_fraction * slope[i]:  # slopes are negative: falls compared
+                return valley
+        return i
+
     for p in range(n):
         left = slope[p - 1] if p > 0 else np.inf
         right = slope[p + 1] if p < n - 1 else np.inf
         if slope[p] < 0 and slope[p] <= left and slope[p] <= right:
             threshold = slope_fraction * slope[p]
-            start = end = p
-            while start > 0 and slope[start - 1] <= threshold:
-                start -= 1
-            while end < n - 1 and slope[end + 1] <= threshold:
-                end += 1
+            start, end = extend(p, -1, threshold), extend(p, 1, threshold)
             # a small peak whose span takes in a steeper one is part of that one's episode
             if slope[p] <= slope[start : end + 1].min():
                 out.add((start, end, p))
@@ -119,6 +133,7 @@ def find_window(
     icl: np.ndarray,
     smoothing: int,
     slope_fraction: float,
+    valley_fraction: float,
     min_icl_drop: float,
     min_fraction: float,
     max_span: float,
@@ -130,7 +145,7 @@ def find_window(
     lasting = np.minimum(np.maximum.accumulate(smoothed[::-1])[::-1], smoothed[0])
     grid, grid_slope = even_slope(lasting, tokens)
     slope = np.interp(tokens, grid, grid_slope)
-    episodes = _episodes(grid_slope, slope_fraction)
+    episodes = _episodes(grid_slope, slope_fraction, 0.0)
     if not episodes:
         return None, lasting, slope
 
@@ -139,6 +154,16 @@ def find_window(
         i = int(np.searchsorted(tokens, grid[g], "right" if side == "left" else "left"))
         return int(np.clip(i - 1 if side == "left" else i, 0, len(tokens) - 1))
 
+    # An episode from the first snapshots is cut at its valleys: the ICL that forms as training starts
+    # may run straight into the phase change, and a valley is all that tells them apart. Later, a fall
+    # that slows and speeds up again is one episode: noise in the score does that.
+    at_start = [e for e in episodes if snapshot(e[0], "left") < smoothing]
+    if at_start:
+        episodes = [e for e in episodes if e not in at_start] + [
+            cut
+            for cut in _episodes(grid_slope, slope_fraction, valley_fraction)
+            if any(s <= cut[0] and cut[1] <= e for s, e, _ in at_start)
+        ]
     spans = [(snapshot(s, "left"), snapshot(e, "right"), snapshot(p, "right")) for s, e, p in episodes]
     # the most ICL formed; among equals, the earliest
     start, end, peak = max(spans, key=lambda e: (lasting[e[0]] - lasting[e[1]], -e[0]))

@@ -199,6 +199,7 @@ EVALSET_SETTINGS = as_json(
 PHASE_KEYS = (
     "icl_smoothing",
     "window_slope_fraction",
+    "window_valley_fraction",
     "min_icl_drop",
     "window_fraction",
     "max_window_span",
@@ -232,6 +233,7 @@ CLAIMS_SETTINGS = {
         if k
         not in (
             "window_slope_fraction",
+            "window_valley_fraction",
             "max_window_span",
             "plateau_fraction",
             "n_components",
