@@ -42,6 +42,28 @@ def test_icl_label_names_the_token_windows_the_score_averages(inputs, settings):
     assert f"tokens {late - w}–{late + w}" in label and f"tokens {early - w}–{early + w}" in label
 
 
+ALL_MODELS = (
+    "model_analysis_table",
+    "training_loss",
+    "icl_score",
+    "icl_by_depth",
+    "smeared_vs_vanilla",
+    "copying_vs_prefix_matching",
+    "pca_trajectories",
+)
+
+
+def test_an_experiment_of_smeared_key_models_only_draws_every_figure(inputs, settings):
+    """No attention-only model to compare by depth: that panel says so, and no figure fails."""
+    smeared = RUNS.index("smeared1")
+    only = {k: (v if k == "pca" else v[smeared : smeared + 1]) for k, v in inputs.items()}
+    for name in ALL_MODELS:
+        fig = figures.FIGURES[name](only, settings)
+        if name == "icl_by_depth":
+            assert "no attention-only models" in fig.axes[0].texts[0].get_text()
+        matplotlib.pyplot.close(fig)
+
+
 def test_model_analysis_table_shares_axes_and_labels_do_not_overlap(inputs, settings):
     fig = figures.model_analysis_table(inputs, settings)
     n_rows = len(figures.TABLE_ROWS) + len(figures.ABLATION_ROWS)

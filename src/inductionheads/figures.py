@@ -238,7 +238,7 @@ def icl_by_depth(inputs: Inputs, settings: dict[str, Any]) -> plt.Figure:
         (c for c in _measured_runs(inputs) if c.family == "attention-only"), key=lambda c: c.n_layers
     )
     fig, ax = plt.subplots(figsize=(7, 4.2))
-    palette = sns.color_palette("viridis", n_colors=max(len(curves), 1))
+    palette = sns.color_palette("viridis", n_colors=len(curves)) if curves else []
     for color, c in zip(palette, curves, strict=True):
         _icl_panel(ax, c, color, f"{c.name} ({c.n_layers} layer{'s' if c.n_layers > 1 else ''})")
         if c.window and c.window["has_phase_change"]:
