@@ -285,6 +285,16 @@ def test_adding_a_replicate_runs_only_the_new_runs_and_the_aggregates(smoke_copy
             assert top < lowest
             span = (bar.get_x(), bar.get_x() + bar.get_width())
             assert span == (window["start_tokens"], window["end_tokens"])
+    # ... and one legend below the panels names the seeds, each one colour in every panel
+    figures.lay_out(fig)
+    fig.canvas.draw()
+    (legend,) = fig.legends
+    assert [text.get_text() for text in legend.get_texts()] == ["seed 0", "seed 1"]
+    lines = [line for ax in fig.axes for line in ax.get_lines()]
+    assert len({(line.get_label(), tuple(line.get_color())) for line in lines}) == 2
+    box = legend.get_window_extent()
+    for ax in fig.axes:
+        assert ax.get_legend() is None and not box.overlaps(ax.get_tightbbox())
 
     # back to one replicate: only the aggregates change, no run reruns
     jobs = _jobs(snakemake(smoke_copy, "--configfile", "configs/smoke.yaml", "--dry-run").stdout)

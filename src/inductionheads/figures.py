@@ -291,9 +291,19 @@ def smeared_vs_vanilla(inputs: Inputs, settings: dict[str, Any]) -> plt.Figure:
         ax.set_ylabel("ICL score (nats)")
     fig.suptitle("Smeared keys vs vanilla attention")
     if handles:
-        fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=len(handles), fontsize="small")
-        fig.subplots_adjust(bottom=0.14)
+        _legend_below(fig, list(handles.values()), list(handles))
     return fig
+
+
+def _legend_below(fig: plt.Figure, handles: list, labels: list[str]) -> None:
+    """One legend for the whole figure, centred below its panels, in as many columns as fit its width
+    (lay_out makes room for its rows)."""
+    renderer = fig.canvas.get_renderer()
+    for ncol in range(len(labels), 0, -1):
+        legend = fig.legend(handles, labels, loc="lower center", ncol=ncol, fontsize="small")
+        if ncol == 1 or legend.get_window_extent(renderer).width <= 0.98 * fig.bbox.width:
+            return
+        legend.remove()
 
 
 def copying_vs_prefix_matching(inputs: Inputs, settings: dict[str, Any]) -> plt.Figure:
@@ -568,16 +578,19 @@ def _runs(inputs: Inputs) -> dict[str, list[tuple[int, MeasuredRun]]]:
 def _by_replicate(inputs: Inputs, ylabel: str, title: str, values, y_range=None) -> plt.Figure:
     """One panel per model, one line per replicate (`values(curves)` over tokens seen, on `y_range` or
     the data's range), each run's window drawn as a bar of its colour in a band below the curves
-    (solid: a phase change; hatched: a window that is not one)."""
+    (solid: a phase change; hatched: a window that is not one). A seed has one colour in every panel,
+    named in one legend below them: a legend inside a panel covers curves or bars."""
     by_model = _runs(inputs)
+    seeds = sorted({seed for runs in by_model.values() for seed, _ in runs})
+    colour_of = dict(zip(seeds, sns.color_palette("tab10", n_colors=max(len(seeds), 1)), strict=False))
     n = len(by_model)
     cols = min(n, 3)
     rows = -(-n // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.4 * rows), squeeze=False)
+    # room for the title and the legend: one panel alone is wider than its share of a grid
+    fig, axes = plt.subplots(rows, cols, figsize=(max(4.6 * cols, 7.0), 3.4 * rows + 0.8), squeeze=False)
     for ax in axes.flat[n:]:
         ax.set_visible(False)
     for ax, (name, runs) in zip(axes.flat, by_model.items(), strict=False):  # spare panels hidden
-        colours = sns.color_palette("tab10", n_colors=max(len(runs), 1))
         curves = [values(c) for _, c in runs]
         low, high = y_range or (np.nanmin(np.concatenate(curves)), np.nanmax(np.concatenate(curves)))
         # the bottom `band` of the panel holds the bars, one row per replicate, below every curve
@@ -586,7 +599,8 @@ def _by_replicate(inputs: Inputs, ylabel: str, title: str, values, y_range=None)
         ax.set_ylim(low - pad - band / (1 - band) * (high - low + 2 * pad), high + pad)
         ticks = MaxNLocator(5).tick_values(low, high)  # none in the band: it has no values
         ax.set_yticks(ticks[(ticks >= low - pad) & (ticks <= high + pad)])
-        for k, ((seed, c), colour, y) in enumerate(zip(runs, colours, curves, strict=True)):
+        for k, ((seed, c), y) in enumerate(zip(runs, curves, strict=True)):
+            colour = colour_of[seed]
             ax.plot(c.tokens_seen, y, color=colour, lw=1.2, label=f"seed {seed}")
             w = c.window
             if w is not None:
@@ -605,7 +619,11 @@ def _by_replicate(inputs: Inputs, ylabel: str, title: str, values, y_range=None)
         ax.set_title(f"{name}: phase change in {phase_changes} of {len(runs)}", fontsize="medium")
         ax.set_xlabel("tokens seen")
         ax.set_ylabel(ylabel)
-        ax.legend(fontsize="x-small", ncol=2, loc="best")
+    handles = {}
+    for ax in axes.flat[:n]:
+        handles.update(zip(*reversed(ax.get_legend_handles_labels()), strict=True))
+    labels = sorted(handles, key=lambda label: int(label.split()[-1]))
+    _legend_below(fig, [handles[label] for label in labels], labels)
     fig.suptitle(title)
     return fig
 
@@ -675,13 +693,15 @@ def wrap_suptitle(fig: plt.Figure) -> Text | None:
 
 def lay_out(fig: plt.Figure) -> None:
     """Panels packed below the (wrapped) title, which tight_layout does not make room for, and above a
-    figure-wide legend."""
+    figure-wide legend (as many rows as it has)."""
     title = wrap_suptitle(fig)
+    renderer = fig.canvas.get_renderer()
     top = 1.0
     if title is not None:
-        height = title.get_window_extent(fig.canvas.get_renderer()).height / fig.bbox.height
+        height = title.get_window_extent(renderer).height / fig.bbox.height
         top = title.get_position()[1] - height - 0.005
-    fig.tight_layout(rect=(0, 0.05 if fig.legends else 0, 1, top))
+    legend_tops = [legend.get_window_extent(renderer).y1 / fig.bbox.height for legend in fig.legends]
+    fig.tight_layout(rect=(0, max(legend_tops) + 0.01 if legend_tops else 0, 1, top))
 
 
 def draw(
