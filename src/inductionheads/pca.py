@@ -2,7 +2,10 @@
 
 Each snapshot is one point: its random-token loss vector (one fixed random context index per held-out
 example, the same for every model). The vectors of all snapshots of all models are stacked, centred
-by column and decomposed by SVD, so every model's trajectory lives in one shared space.
+by column and decomposed by SVD, so every model's trajectory lives in one shared space. Each model
+weighs the same in the mean and the decomposition, however many snapshots it has: one model sampled
+more densely would otherwise tilt the axes every other model is measured on (C7 compares the 1- and
+2-layer models there).
 """
 
 from __future__ import annotations
@@ -23,11 +26,13 @@ def joint_pca(
     vectors: list[np.ndarray], n_components: int
 ) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
     """vectors: per model [snapshot, example]. Returns (per-model scores [snapshot, k], components
-    [k, example], explained variance ratio [k]). Signs are fixed so each component's largest loading is
-    positive, which makes the result independent of the SVD routine's sign choice."""
+    [k, example], explained variance ratio [k]). A model's snapshots each weigh 1/its snapshot count,
+    so every model weighs the same. Signs are fixed so each component's largest loading is positive,
+    which makes the result independent of the SVD routine's sign choice."""
     stacked = np.concatenate([np.asarray(v, np.float64) for v in vectors])
-    centred = stacked - stacked.mean(0)
-    _, singular, components = np.linalg.svd(centred, full_matrices=False)
+    weights = np.concatenate([np.full(len(v), 1.0 / (len(v) * len(vectors))) for v in vectors])
+    centred = stacked - weights @ stacked
+    _, singular, components = np.linalg.svd(centred * np.sqrt(weights)[:, None], full_matrices=False)
     k = min(n_components, len(singular))
     components = components[:k]
     signs = np.sign(components[np.arange(k), np.abs(components).argmax(1)])
