@@ -21,6 +21,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.colors import TwoSlopeNorm  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.text import Text  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
@@ -582,7 +583,7 @@ def _by_replicate(inputs: Inputs, ylabel: str, title: str, values, y_range=None)
     named in one legend below them: a legend inside a panel covers curves or bars."""
     by_model = _runs(inputs)
     seeds = sorted({seed for runs in by_model.values() for seed, _ in runs})
-    colour_of = dict(zip(seeds, sns.color_palette("tab10", n_colors=max(len(seeds), 1)), strict=False))
+    colour_of = dict(zip(seeds, sns.color_palette("tab10", n_colors=len(seeds)), strict=True))
     n = len(by_model)
     cols = min(n, 3)
     rows = -(-n // cols)
@@ -619,11 +620,8 @@ def _by_replicate(inputs: Inputs, ylabel: str, title: str, values, y_range=None)
         ax.set_title(f"{name}: phase change in {phase_changes} of {len(runs)}", fontsize="medium")
         ax.set_xlabel("tokens seen")
         ax.set_ylabel(ylabel)
-    handles = {}
-    for ax in axes.flat[:n]:
-        handles.update(zip(*reversed(ax.get_legend_handles_labels()), strict=True))
-    labels = sorted(handles, key=lambda label: int(label.split()[-1]))
-    _legend_below(fig, [handles[label] for label in labels], labels)
+    lines = [Line2D([], [], color=colour_of[seed], lw=1.2) for seed in seeds]
+    _legend_below(fig, lines, [f"seed {seed}" for seed in seeds])
     fig.suptitle(title)
     return fig
 
