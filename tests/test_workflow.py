@@ -292,6 +292,10 @@ def test_adding_a_replicate_runs_only_the_new_runs_and_the_aggregates(smoke_copy
     assert [text.get_text() for text in legend.get_texts()] == ["seed 0", "seed 1"]
     lines = [line for ax in fig.axes for line in ax.get_lines()]
     assert len({(line.get_label(), tuple(line.get_color())) for line in lines}) == 2
+    # the legend's colour for a seed is that seed's curves' colour
+    colour_of = {line.get_label(): tuple(line.get_color()) for line in lines}
+    for handle, text in zip(legend.legend_handles, legend.get_texts(), strict=True):
+        assert tuple(handle.get_color()) == colour_of[text.get_text()]
     box = legend.get_window_extent()
     for ax in fig.axes:
         assert ax.get_legend() is None and not box.overlaps(ax.get_tightbbox())
